@@ -1,0 +1,1 @@
+"""GGUF models and the llama.cpp inference engine (no LSP types)."""

@@ -1,0 +1,155 @@
+"""The language server object: all state lives here, none in module globals."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+
+from codellama_lsp.context.documents import DocumentStore
+from codellama_lsp.quant.engine import Engine, EngineConfig
+
+from . import __version__
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVER_NOT_INITIALIZED = -32002
+PARSE_ERROR = -32700
+INVALID_PARAMS = -32602
+INVALID_REQUEST = -32600
+
+# Methods a client may send before the initialize handshake completes.
+_ALLOWED_BEFORE_INIT = {types.INITIALIZE, types.EXIT, types.CANCEL_REQUEST}
+
+
+class _AnsweredError(Exception):
+    """Raised after an error response was already sent for a bad message."""
+
+
+class CodeLlamaProtocol(LanguageServerProtocol):
+    """pygls' protocol, made strict where the JSON-RPC and LSP specs ask for answers.
+
+    pygls logs and drops messages it cannot decode; a client waiting on such a
+    request would hang, so these answer with the error the spec names instead.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initialized = False
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        if "jsonrpc" not in data:
+            return data
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if "id" in data and "method" in data:
+                method = data.get("method")
+                self._send_response(
+                    data["id"],
+                    error=types.ResponseError(
+                        code=INVALID_PARAMS,
+                        message=f"invalid params for {method}: {_cause(exc)}",
+                    ),
+                )
+                raise _AnsweredError(str(exc)) from exc
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        method = getattr(message, "method", None)
+        if not self.initialized and method is not None and method not in _ALLOWED_BEFORE_INIT:
+            if getattr(message, "id", None) is not None:
+                self._send_response(
+                    message.id,
+                    error=types.ResponseError(
+                        code=SERVER_NOT_INITIALIZED,
+                        message=f"{method} before initialize: the server is not initialized",
+                    ),
+                )
+            else:
+                log.warning("dropping notification %s sent before initialize", method)
+            return
+        if method == types.INITIALIZE:
+            self.initialized = True
+        super().handle_message(message)
+
+    def send_parse_error(self, detail: str) -> None:
+        self._send_data(
+            {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": PARSE_ERROR, "message": f"parse error: {detail}"},
+            }
+        )
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__
+    text = str(cause) if cause is not None else str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass
+class InFlight:
+    """The latest completion request of one document, so a newer one can stop it."""
+
+    request_id: object
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class CodeLlamaServer(LanguageServer):
+    def __init__(self, model_override: str | None = None, max_tokens_override: int | None = None):
+        super().__init__(
+            "codellama-lsp",
+            __version__,
+            protocol_cls=CodeLlamaProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.settings = Settings()
+        self.model_override = model_override
+        self.max_tokens_override = max_tokens_override
+        self.documents = DocumentStore()
+        self.engine: Engine | None = None
+        self.engine_error: str | None = None
+        self.loading_config: EngineConfig | None = None
+        self.pending_warnings: list[str] = []
+        self.engine_lock = threading.Lock()
+        self.in_flight: dict[str, InFlight] = {}
+        self.request_counter = 0
+
+    @property
+    def strict_protocol(self) -> CodeLlamaProtocol:
+        assert isinstance(self.protocol, CodeLlamaProtocol)
+        return self.protocol
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        if isinstance(error, _AnsweredError):
+            return
+        if isinstance(error, json.JSONDecodeError):
+            log.warning("malformed JSON from the client: %s", error)
+            self.strict_protocol.send_parse_error(str(error))
+            return
+        log.error("%s: %s", getattr(source, "__name__", source), error)
+
+    def effective_max_tokens(self) -> int:
+        return self.max_tokens_override or self.settings.max_tokens
+
+    def effective_model_path(self) -> str:
+        return self.model_override or self.settings.model_path
+
+    def notify(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+        """One user-visible message; logged as well, since clients may hide it."""
+        log.log(logging.ERROR if kind == types.MessageType.Error else logging.WARNING, message)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def next_request_number(self) -> int:
+        self.request_counter += 1
+        return self.request_counter

@@ -1,0 +1,11 @@
+"""Registration of every LSP feature module on a server instance."""
+
+from __future__ import annotations
+
+from . import completion, configuration, inline_completion, lifecycle, text_sync
+from .app import CodeLlamaServer
+
+
+def register_all(ls: CodeLlamaServer) -> None:
+    for module in (lifecycle, text_sync, inline_completion, completion, configuration):
+        module.register(ls)

@@ -1,0 +1,32 @@
+"""textDocument/inlineCompletion: ghost text at the cursor."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from .app import CodeLlamaServer
+from .pipeline import suggest
+
+
+async def text_document_inline_completion(
+    ls: CodeLlamaServer, params: types.InlineCompletionParams
+) -> types.InlineCompletionList:
+    suggestion = await suggest(
+        ls, types.TEXT_DOCUMENT_INLINE_COMPLETION, params.text_document.uri, params.position
+    )
+    if suggestion is None:
+        return types.InlineCompletionList(items=[])
+    at = suggestion.position
+    return types.InlineCompletionList(
+        items=[
+            types.InlineCompletionItem(
+                insert_text=suggestion.text, range=types.Range(start=at, end=at)
+            )
+        ]
+    )
+
+
+def register(ls: CodeLlamaServer) -> None:
+    ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
+        text_document_inline_completion
+    )

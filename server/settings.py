@@ -1,0 +1,227 @@
+"""Settings: one schema, parsed once into a typed, fully defaulted object.
+
+The same ``SCHEMA`` documents every key for the README/Neovim docs and generates
+the VS Code ``contributes.configuration`` block, so the clients cannot drift.
+Clients send settings as nested objects (``{"model": {"path": ...}}``), flat
+dotted keys (``{"model.path": ...}``) or wrapped in a ``codellama`` section; all
+three are accepted.  A bad value produces a warning and falls back to the
+default, it never stops the server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SECTION = "codellama"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    key: str
+    field: str
+    type: type
+    default: Any
+    description: str
+    minimum: int | None = None
+    maximum: int | None = None
+    enum: tuple[str, ...] | None = None
+
+
+SCHEMA: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "enable",
+        "enable",
+        bool,
+        True,
+        "Show inline suggestions. When false the server answers every completion request "
+        "with an empty list.",
+    ),
+    SettingSpec(
+        "model.path",
+        "model_path",
+        str,
+        "",
+        "Path to a Code Llama GGUF file (base or Python model: they were trained with "
+        "fill-in-the-middle). Empty: no model is loaded. `--model` on the command line "
+        "takes precedence.",
+    ),
+    SettingSpec(
+        "model.nCtx",
+        "n_ctx",
+        int,
+        16384,
+        "Context window in tokens. Code Llama was trained on 16k-token sequences.",
+        minimum=512,
+        maximum=131072,
+    ),
+    SettingSpec(
+        "model.nGpuLayers",
+        "n_gpu_layers",
+        int,
+        -1,
+        "Layers offloaded to the GPU (CUDA/Metal builds of llama.cpp); -1 offloads all, "
+        "0 keeps the model on the CPU. Ignored by CPU-only builds.",
+        minimum=-1,
+        maximum=1000,
+    ),
+    SettingSpec(
+        "model.threads",
+        "n_threads",
+        int,
+        0,
+        "CPU threads for inference; 0 uses one per physical core.",
+        minimum=0,
+        maximum=512,
+    ),
+    SettingSpec(
+        "completion.fimOrder",
+        "fim_order",
+        str,
+        "spm",
+        "Fill-in-the-middle order. `spm` (suffix, then prefix) keeps the text being typed "
+        "at the end of the prompt so the KV cache is reused across keystrokes; `psm` "
+        "(prefix, suffix, middle) is the order most examples use. Code Llama was trained "
+        "with both.",
+        enum=("spm", "psm"),
+    ),
+    SettingSpec(
+        "completion.maxTokens",
+        "max_tokens",
+        int,
+        128,
+        "Most tokens generated for one suggestion.",
+        minimum=1,
+        maximum=4096,
+    ),
+    SettingSpec(
+        "completion.maxPrefixChars",
+        "max_prefix_chars",
+        int,
+        12000,
+        "Most characters of the document before the cursor put into the prompt "
+        "(cut at a line boundary).",
+        minimum=0,
+        maximum=1_000_000,
+    ),
+    SettingSpec(
+        "completion.maxSuffixChars",
+        "max_suffix_chars",
+        int,
+        3000,
+        "Most characters of the document after the cursor put into the prompt "
+        "(cut at a line boundary).",
+        minimum=0,
+        maximum=1_000_000,
+    ),
+)
+
+_BY_KEY = {spec.key: spec for spec in SCHEMA}
+
+
+@dataclass(frozen=True)
+class Settings:
+    enable: bool = True
+    model_path: str = ""
+    n_ctx: int = 16384
+    n_gpu_layers: int = -1
+    n_threads: int = 0
+    fim_order: str = "spm"
+    max_tokens: int = 128
+    max_prefix_chars: int = 12000
+    max_suffix_chars: int = 3000
+
+
+def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping) and key not in _BY_KEY:
+            flat.update(_flatten(value, f"{key}."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def _check(spec: SettingSpec, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for ``spec``, or None."""
+    # bool is an int subclass; a JSON true is never a valid count.
+    if spec.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+        if isinstance(value, float) and value.is_integer():
+            return None
+        return f"expected an integer, got {value!r}"
+    if spec.type is not int and not isinstance(value, spec.type):
+        return f"expected a {spec.type.__name__}, got {value!r}"
+    if spec.minimum is not None and value < spec.minimum:
+        return f"{value!r} is below the minimum {spec.minimum}"
+    if spec.maximum is not None and value > spec.maximum:
+        return f"{value!r} is above the maximum {spec.maximum}"
+    if spec.enum is not None and value not in spec.enum:
+        return f"{value!r} is not one of {', '.join(spec.enum)}"
+    return None
+
+
+def parse_settings(
+    raw: object, base: Settings | None = None
+) -> tuple[Settings, list[str]]:
+    """Settings from client-supplied JSON, with one warning per rejected key.
+
+    Keys missing from ``raw`` keep their value from ``base`` (the defaults when
+    None); unknown keys are reported so typos do not go unnoticed.
+    """
+    base = base or Settings()
+    if raw is None:
+        return base, []
+    if not isinstance(raw, Mapping):
+        return base, [f"settings must be an object, got {type(raw).__name__}; using defaults"]
+    if isinstance(raw.get(SECTION), Mapping):
+        raw = raw[SECTION]
+    values: dict[str, Any] = {}
+    warnings: list[str] = []
+    for key, value in sorted(_flatten(raw).items()):
+        key = key.removeprefix(f"{SECTION}.")
+        spec = _BY_KEY.get(key)
+        if spec is None:
+            warnings.append(f"unknown setting {SECTION}.{key} ignored")
+            continue
+        if value is None:
+            continue
+        problem = _check(spec, value)
+        if problem is not None:
+            default = getattr(base, spec.field)
+            warnings.append(f"setting {SECTION}.{key}: {problem}; using {default!r}")
+            continue
+        values[spec.field] = int(value) if spec.type is int else value
+    return dataclasses.replace(base, **values), warnings
+
+
+def json_schema_properties() -> dict[str, dict[str, Any]]:
+    """``contributes.configuration.properties`` for the VS Code extension."""
+    names = {bool: "boolean", int: "integer", str: "string"}
+    props: dict[str, dict[str, Any]] = {}
+    for spec in SCHEMA:
+        prop: dict[str, Any] = {
+            "type": names[spec.type],
+            "default": spec.default,
+            "markdownDescription": spec.description,
+        }
+        if spec.minimum is not None:
+            prop["minimum"] = spec.minimum
+        if spec.maximum is not None:
+            prop["maximum"] = spec.maximum
+        if spec.enum is not None:
+            prop["enum"] = list(spec.enum)
+        props[f"{SECTION}.{spec.key}"] = prop
+    return props
+
+
+def _self_check() -> None:
+    fields = {f.name: f.default for f in dataclasses.fields(Settings)}
+    for spec in SCHEMA:
+        if fields.get(spec.field) != spec.default:
+            raise AssertionError(f"Settings.{spec.field} default differs from SCHEMA {spec.key}")
+
+
+_self_check()

@@ -1,0 +1,78 @@
+"""textDocument/didOpen, didChange, didClose, didSave: the server's copy of open documents."""
+
+from __future__ import annotations
+
+import logging
+
+from lsprotocol import types
+
+from codellama_lsp.context.documents import Position, Range, TextChange
+from codellama_lsp.context.errors import InvalidEditError
+
+from .app import CodeLlamaServer
+
+log = logging.getLogger(__name__)
+
+
+def _to_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
+    if isinstance(change, types.TextDocumentContentChangePartial):
+        r = change.range
+        return TextChange(
+            change.text,
+            Range(
+                Position(r.start.line, r.start.character),
+                Position(r.end.line, r.end.character),
+            ),
+        )
+    return TextChange(change.text)
+
+
+def text_document_did_open(ls: CodeLlamaServer, params: types.DidOpenTextDocumentParams) -> None:
+    doc = params.text_document
+    ls.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+
+
+def text_document_did_change(
+    ls: CodeLlamaServer, params: types.DidChangeTextDocumentParams
+) -> None:
+    uri = params.text_document.uri
+    # Typing makes any suggestion being computed for this document stale.
+    in_flight = ls.in_flight.get(uri)
+    if in_flight is not None:
+        in_flight.cancel.set()
+    try:
+        ls.documents.change(
+            uri, params.text_document.version, [_to_change(c) for c in params.content_changes]
+        )
+    except InvalidEditError as exc:
+        ls.notify(
+            f"codellama-lsp ignored an edit: {exc}. Completions for this file are paused "
+            "until it is reopened or its full text is sent.",
+            types.MessageType.Error,
+        )
+
+
+def text_document_did_close(
+    ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams
+) -> None:
+    uri = params.text_document.uri
+    in_flight = ls.in_flight.pop(uri, None)
+    if in_flight is not None:
+        in_flight.cancel.set()
+    ls.documents.close(uri)
+
+
+def text_document_did_save(ls: CodeLlamaServer, params: types.DidSaveTextDocumentParams) -> None:
+    doc = ls.documents.get(params.text_document.uri)
+    if doc is not None and params.text is not None and params.text != doc.text:
+        log.warning("didSave text differs from the synced text of %s; resyncing", doc.uri)
+        ls.documents.open(doc.uri, params.text, doc.version, doc.language_id)
+
+
+def register(ls: CodeLlamaServer) -> None:
+    ls.feature(types.TEXT_DOCUMENT_DID_OPEN)(text_document_did_open)
+    ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)(text_document_did_change)
+    ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)(text_document_did_close)
+    ls.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))(
+        text_document_did_save
+    )
