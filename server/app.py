@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from cattrs.errors import ClassValidationError
+from cattrs.v import transform_error
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
@@ -47,39 +50,32 @@ class CodeLlamaProtocol(LanguageServerProtocol):
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         if "jsonrpc" not in data:
-            return data
+            return data  # a nested object: json.loads calls this hook for every dict
+        method = data.get("method")
+        is_request = "id" in data and method is not None
+        if method == types.INITIALIZE:
+            self.initialized = True
+        elif not self.initialized and method is not None and method not in _ALLOWED_BEFORE_INIT:
+            if is_request:
+                self._answer_error(
+                    data["id"],
+                    SERVER_NOT_INITIALIZED,
+                    f"{method} before initialize: the server is not initialized",
+                )
+            raise _AnsweredError(f"{method} sent before initialize")
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:
-            if "id" in data and "method" in data:
-                method = data.get("method")
-                self._send_response(
-                    data["id"],
-                    error=types.ResponseError(
-                        code=INVALID_PARAMS,
-                        message=f"invalid params for {method}: {_cause(exc)}",
-                    ),
+            if is_request:
+                self._answer_error(
+                    data["id"], INVALID_PARAMS, f"invalid params for {method}: {_cause(exc)}"
                 )
                 raise _AnsweredError(str(exc)) from exc
             raise
 
-    def handle_message(self, message: Any) -> None:
-        method = getattr(message, "method", None)
-        if not self.initialized and method is not None and method not in _ALLOWED_BEFORE_INIT:
-            if getattr(message, "id", None) is not None:
-                self._send_response(
-                    message.id,
-                    error=types.ResponseError(
-                        code=SERVER_NOT_INITIALIZED,
-                        message=f"{method} before initialize: the server is not initialized",
-                    ),
-                )
-            else:
-                log.warning("dropping notification %s sent before initialize", method)
-            return
-        if method == types.INITIALIZE:
-            self.initialized = True
-        super().handle_message(message)
+    def _answer_error(self, msg_id: Any, code: int, message: str) -> None:
+        log.warning("answering request %s with error %d: %s", msg_id, code, message)
+        self._send_response(msg_id, error=types.ResponseError(code=code, message=message))
 
     def send_parse_error(self, detail: str) -> None:
         self._send_data(
@@ -92,7 +88,10 @@ class CodeLlamaProtocol(LanguageServerProtocol):
 
 
 def _cause(exc: BaseException) -> str:
+    """What was wrong with the params, in the words cattrs uses for each field."""
     cause = exc.__cause__
+    if isinstance(cause, ClassValidationError):
+        return "; ".join(transform_error(cause, path="params")[:3]).replace("params.params", "params")
     text = str(cause) if cause is not None else str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -120,6 +119,7 @@ class CodeLlamaServer(LanguageServer):
         self.engine: Engine | None = None
         self.engine_error: str | None = None
         self.loading_config: EngineConfig | None = None
+        self.engine_loading: asyncio.Future[Engine] | None = None
         self.pending_warnings: list[str] = []
         self.engine_lock = threading.Lock()
         self.in_flight: dict[str, InFlight] = {}

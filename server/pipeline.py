@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -54,12 +55,18 @@ async def suggest(
     cursor = doc.position_at(offset)  # a column past the line end clamps to it
     if not ls.settings.enable:
         return None
+    if ls.engine is None and ls.engine_loading is not None:
+        # The first keystrokes after start wait for the model instead of
+        # getting nothing; a cancel from the client ends the wait.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(ls.engine_loading)
     engine = ls.engine
     if engine is None:
         log.info("%s id=%s: no model loaded (%s)", method, request_id, ls.engine_error or "none")
         return None
 
     settings = ls.settings
+    build_started = time.perf_counter()
     fim = fim_input(doc.text, offset, settings.max_prefix_chars, settings.max_suffix_chars)
     request = CompletionRequest(
         prefix=fim.prefix,
@@ -67,7 +74,7 @@ async def suggest(
         max_tokens=ls.effective_max_tokens(),
         fim_order=settings.fim_order,
     )
-    build_ms = (time.perf_counter() - started) * 1000
+    build_ms = (time.perf_counter() - build_started) * 1000
 
     # A newer request for the same document supersedes older work.
     previous = ls.in_flight.get(uri)
@@ -99,7 +106,7 @@ async def suggest(
         result.prompt_tokens - result.reused_tokens,
         result.generated_tokens,
         build_ms + result.tokenize_ms,
-        result.ttft_ms + build_ms,
+        result.ttft_ms + (build_started - started) * 1000 + build_ms,
         (time.perf_counter() - started) * 1000,
         result.stop_reason,
     )
