@@ -110,7 +110,7 @@ class Engine:
             middle=ids["▁<MID>"],
             eot=ids["▁<EOT>"],
         )
-        self._stops = {self.fim.eot, self.fim.eos}
+        self._controls = {self.fim.prefix, self.fim.suffix, self.fim.middle, self.fim.eot}
         self._n_vocab = int(llama.n_vocab())
         # Tokenizing "☺" + text and dropping the marker's tokens encodes text
         # without SentencePiece's leading "▁" (Code Llama's suffix encoding).
@@ -168,7 +168,25 @@ class Engine:
     def _tokenize(self, text: str) -> list[int]:
         if not text:
             return []
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        ids = list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        if self._controls.isdisjoint(ids):
+            return ids
+        # Code Llama's FIM pieces are ordinary vocabulary entries, so source text
+        # containing " <MID>" would tokenize into the real control token and
+        # derail the prompt; spell such text with ordinary pieces instead.
+        safe: list[int] = []
+        for token in ids:
+            if token in self._controls:
+                safe.extend(self._spell(token))
+            else:
+                safe.append(token)
+        return safe
+
+    def _spell(self, token: int) -> list[int]:
+        text = self.piece(token, special=True).decode("utf-8", errors="replace")
+        head = list(self._llm.tokenize(text[:-1].encode("utf-8"), add_bos=False, special=False))
+        tail = self.tokenize_suffix(text[-1])
+        return head + tail
 
     def tokenize_prefix(self, text: str) -> list[int]:
         return self._tokenize(text)
