@@ -152,9 +152,7 @@ class Document:
         # An edit may end exactly one line past the last line at character 0
         # (the position just after a final newline in some clients).
         for pos in (start_pos, end_pos):
-            if pos.line > self.line_count or (
-                pos.line == self.line_count and pos.character > 0
-            ):
+            if pos.line > self.line_count or (pos.line == self.line_count and pos.character > 0):
                 raise InvalidEditError(
                     f"edit range {start_pos.line}:{start_pos.character}-"
                     f"{end_pos.line}:{end_pos.character} is outside {self.uri} "

@@ -17,3 +17,11 @@ class InvalidEditError(CodeLlamaLspError):
 
 class DocumentNotOpenError(CodeLlamaLspError):
     """A request names a document the client never opened."""
+
+
+class UnsupportedLanguageError(CodeLlamaLspError):
+    """No tree-sitter grammar is installed for the requested language."""
+
+
+class WorkspaceError(CodeLlamaLspError):
+    """The workspace root cannot be indexed (missing, or not a directory)."""

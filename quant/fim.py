@@ -26,9 +26,7 @@ class FimTokens:
     eot: int
 
 
-def assemble(
-    fim: FimTokens, prefix_ids: list[int], suffix_ids: list[int], order: str
-) -> list[int]:
+def assemble(fim: FimTokens, prefix_ids: list[int], suffix_ids: list[int], order: str) -> list[int]:
     """The prompt token list.
 
     PSM: ``<s> ▁<PRE> prefix ▁<SUF> suffix ▁<MID>``.

@@ -15,6 +15,7 @@ makes end-to-end tests exact while llama.cpp still runs every layer for real.
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import subprocess
 import sys
@@ -180,7 +181,7 @@ def write_model(
     output[index["▁pass"], 0] = 6.0
     if with_fim:
         chain: list[str | int] = [MID_ID, "▁return", "▁a", "▁+", "▁b", EOT_ID]
-        for a, b in zip(chain, chain[1:], strict=False):
+        for a, b in itertools.pairwise(chain):
             follow(a, b)
         follow("▁pass", EOT_ID)
     follow("▁loop", "▁loop")
@@ -266,7 +267,9 @@ def ensure_model(
         return path
     vocab = fetch_llama_vocab(cache_dir)
     tmp = path.with_suffix(".partial")
-    write_model(tmp, vocab, SHAPES[name], with_fim=with_fim, dtype="f16" if name != "tiny" else "f32")
+    write_model(
+        tmp, vocab, SHAPES[name], with_fim=with_fim, dtype="f16" if name != "tiny" else "f32"
+    )
     tmp.replace(path)
     return path
 

@@ -91,7 +91,9 @@ def _cause(exc: BaseException) -> str:
     """What was wrong with the params, in the words cattrs uses for each field."""
     cause = exc.__cause__
     if isinstance(cause, ClassValidationError):
-        return "; ".join(transform_error(cause, path="params")[:3]).replace("params.params", "params")
+        return "; ".join(transform_error(cause, path="params")[:3]).replace(
+            "params.params", "params"
+        )
     text = str(cause) if cause is not None else str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
 

@@ -32,9 +32,7 @@ async def text_document_completion(
         label=_label(suggestion.text),
         kind=types.CompletionItemKind.Text,
         detail="Code Llama",
-        documentation=types.MarkupContent(
-            kind=types.MarkupKind.PlainText, value=suggestion.text
-        ),
+        documentation=types.MarkupContent(kind=types.MarkupKind.PlainText, value=suggestion.text),
         sort_text="0",
         insert_text_format=types.InsertTextFormat.PlainText,
         text_edit=types.TextEdit(range=types.Range(start=at, end=at), new_text=suggestion.text),
@@ -43,6 +41,4 @@ async def text_document_completion(
 
 
 def register(ls: CodeLlamaServer) -> None:
-    ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())(
-        text_document_completion
-    )
+    ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())(text_document_completion)

@@ -11,6 +11,7 @@ default, it never stops the server.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -163,9 +164,7 @@ def _check(spec: SettingSpec, value: Any) -> str | None:
     return None
 
 
-def parse_settings(
-    raw: object, base: Settings | None = None
-) -> tuple[Settings, list[str]]:
+def parse_settings(raw: object, base: Settings | None = None) -> tuple[Settings, list[str]]:
     """Settings from client-supplied JSON, with one warning per rejected key.
 
     Keys missing from ``raw`` keep their value from ``base`` (the defaults when
@@ -176,12 +175,13 @@ def parse_settings(
         return base, []
     if not isinstance(raw, Mapping):
         return base, [f"settings must be an object, got {type(raw).__name__}; using defaults"]
+    section: Mapping[str, Any] = raw
     if isinstance(raw.get(SECTION), Mapping):
-        raw = raw[SECTION]
+        section = raw[SECTION]
     values: dict[str, Any] = {}
     warnings: list[str] = []
-    for key, value in sorted(_flatten(raw).items()):
-        key = key.removeprefix(f"{SECTION}.")
+    for raw_key, value in sorted(_flatten(section).items()):
+        key = raw_key.removeprefix(f"{SECTION}.")
         spec = _BY_KEY.get(key)
         if spec is None:
             warnings.append(f"unknown setting {SECTION}.{key} ignored")
@@ -225,3 +225,30 @@ def _self_check() -> None:
 
 
 _self_check()
+
+
+def settings_markdown() -> str:
+    """The settings table of README.md (the Neovim docs read it there)."""
+
+    def shown(value: Any) -> str:
+        if isinstance(value, bool):
+            return f"`{str(value).lower()}`"
+        return f"`{json.dumps(value)}`"
+
+    rows = ["| Setting | Default | Meaning |", "| --- | --- | --- |"]
+    for spec in SCHEMA:
+        extra = ""
+        if spec.enum is not None:
+            extra = f" One of {', '.join(f'`{v}`' for v in spec.enum)}."
+        elif spec.minimum is not None:
+            extra = f" Range {spec.minimum} to {spec.maximum}."
+        rows.append(
+            f"| `{SECTION}.{spec.key}` | {shown(spec.default)} | {spec.description}{extra} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(settings_markdown())

@@ -52,9 +52,7 @@ def text_document_did_change(
         )
 
 
-def text_document_did_close(
-    ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams
-) -> None:
+def text_document_did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     in_flight = ls.in_flight.pop(uri, None)
     if in_flight is not None:

@@ -8,6 +8,7 @@ interpreter shutdown).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -28,10 +29,9 @@ def run_off_loop(fn: Callable[[], T], name: str = "codellama-worker") -> asyncio
             future.set_result(result)  # type: ignore[arg-type]
 
     def hand_back(result: T | None, error: BaseException | None) -> None:
-        try:
+        # RuntimeError: the loop closed while the work ran, so nobody waits.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:  # the loop closed while the work ran: nobody waits
-            pass
 
     def work() -> None:
         try:

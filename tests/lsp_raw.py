@@ -88,7 +88,12 @@ class RawServer:
     def initialize(self, options: Any = None) -> dict[str, Any]:
         rid = self.request(
             "initialize",
-            {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": options},
+            {
+                "processId": None,
+                "rootUri": None,
+                "capabilities": {},
+                "initializationOptions": options,
+            },
         )
         result = self.response(rid)
         self.notify("initialized", {})

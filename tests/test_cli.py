@@ -11,7 +11,7 @@ from codellama_lsp.quant.synthetic import SCRIPTED_COMPLETION
 
 
 def run(bin_: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([bin_, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([bin_, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture
@@ -35,7 +35,9 @@ def test_complete_prints_the_completion(codellama_bin: str, model_path: Path, so
     assert "prompt_tokens=" in result.stderr  # timings are logged to stderr, not stdout
 
 
-def test_columns_are_one_based_characters(codellama_bin: str, model_path: Path, source: Path) -> None:
+def test_columns_are_one_based_characters(
+    codellama_bin: str, model_path: Path, source: Path
+) -> None:
     # Line 2 is "    # 😀 日本 loop": column 16 is just after "loop" (emoji = one character).
     result = run(
         codellama_bin, "complete", f"{source}:2:16", "--model", str(model_path), "--max-tokens", "3"
@@ -58,9 +60,7 @@ def test_prompt_prints_the_exact_prompt(codellama_bin: str, model_path: Path, so
     assert result.stdout == "<s>▁<PRE>▁<SUF>\n▁<MID> def add(a, b):\n    # 😀 日本 loop\n    \n"
 
 
-def test_missing_model_is_one_clear_line(
-    codellama_bin: str, source: Path, tmp_path: Path
-) -> None:
+def test_missing_model_is_one_clear_line(codellama_bin: str, source: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing.gguf"
     result = run(codellama_bin, "complete", f"{source}:1:1", "--model", str(missing))
     assert result.returncode == 1
@@ -102,7 +102,13 @@ def test_bad_locations(
 def test_log_file(codellama_bin: str, model_path: Path, source: Path, tmp_path: Path) -> None:
     log = tmp_path / "logs" / "server.log"
     result = run(
-        codellama_bin, "complete", f"{source}:3:5", "--model", str(model_path), "--log-file", str(log)
+        codellama_bin,
+        "complete",
+        f"{source}:3:5",
+        "--model",
+        str(model_path),
+        "--log-file",
+        str(log),
     )
     assert result.returncode == 0
     assert result.stderr == ""

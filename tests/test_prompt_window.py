@@ -22,7 +22,7 @@ def test_prefix_is_cut_at_a_line_start_and_keeps_the_cursor_line() -> None:
     prefix = prefix_window(TEXT, offset, 30)
     assert prefix.startswith("line ") and prefix.endswith("line")
     assert len(prefix) <= 30 + 4
-    assert TEXT[: offset].endswith(prefix)
+    assert TEXT[:offset].endswith(prefix)
     # A budget smaller than the cursor line still keeps the whole line start.
     assert prefix_window(TEXT, offset, 1) == "line"
 

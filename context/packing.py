@@ -1,0 +1,137 @@
+"""Fitting context chunks into one token budget and rendering them as prompt text.
+
+Chunks are chosen by priority (most useful first) but written out in a stable
+order, so that typing, which changes scores, does not shuffle the prompt text
+(a reshuffled prompt defeats llama.cpp's prompt cache and unsettles the model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+TokenCounter = Callable[[str], int]
+
+#: Chunk priorities; lower numbers are chosen first when the budget is tight.
+PRIORITY_IMPORTED = 1
+PRIORITY_TYPES = 2
+PRIORITY_OUTLINE = 3
+PRIORITY_NEIGHBOUR = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Cheap upper-bound-ish estimate for code (about three characters per token)."""
+    return len(text) // 3 + 1
+
+
+@dataclass(frozen=True)
+class ContextChunk:
+    """One piece of context: whole lines from one file."""
+
+    priority: int
+    path: str
+    start_line: int
+    end_line: int
+    text: str
+    #: Where it came from: "import", "type", "outline" or "neighbour".
+    source: str
+    name: str = ""
+    #: Selection order inside a priority (lower is chosen first); never affects output order.
+    rank: float = 0.0
+
+    def output_key(self) -> tuple[int, str, int, int, str]:
+        """Stable position in the prompt: most useful nearest the code, ties by path, line."""
+        return (-self.priority, self.path, self.start_line, self.end_line, self.name)
+
+
+@dataclass(frozen=True)
+class PackedContext:
+    text: str
+    #: Included chunks in output order (truncated ones carry their shortened text).
+    chunks: tuple[ContextChunk, ...]
+    tokens: int
+    dropped: int
+
+
+def path_line(comment: str, path: str) -> str:
+    return f"{comment} Path: {path}\n"
+
+
+def render(chunks: Sequence[ContextChunk], comment: str, current_path: str | None) -> str:
+    """Chunks in output order, each under its own ``Path`` comment line."""
+    parts: list[str] = []
+    for chunk in sorted(chunks, key=ContextChunk.output_key):
+        parts.append(path_line(comment, chunk.path))
+        parts.append(chunk.text.rstrip("\n") + "\n")
+    if parts and current_path:
+        parts.append(path_line(comment, current_path))
+    return "".join(parts)
+
+
+def _truncate(text: str, allowed: int, count_tokens: TokenCounter) -> str:
+    """The longest run of whole leading lines that fits ``allowed`` tokens."""
+    kept: list[str] = []
+    used = 0
+    for line in text.splitlines(keepends=True):
+        cost = count_tokens(line)
+        if used + cost > allowed:
+            break
+        kept.append(line)
+        used += cost
+    return "".join(kept)
+
+
+def pack_chunks(
+    chunks: Sequence[ContextChunk],
+    budget_tokens: int,
+    comment: str,
+    *,
+    count_tokens: TokenCounter = estimate_tokens,
+    current_path: str | None = None,
+    min_lines: int = 2,
+) -> PackedContext:
+    """Choose chunks by (priority, rank) until the budget is spent; render them stably.
+
+    A chunk that does not fit is cut after its last whole line that fits when
+    at least ``min_lines`` lines remain, else dropped; smaller later chunks may
+    still fit.  The rendered text is counted again at the end, so a tokenizer
+    that is not additive can never push the result over the budget.
+    """
+    if budget_tokens <= 0 or not chunks:
+        return PackedContext("", (), 0, len(chunks))
+    ordered = sorted(
+        chunks, key=lambda c: (c.priority, c.rank, c.path, c.start_line, c.end_line, c.name)
+    )
+    trailer = count_tokens(path_line(comment, current_path)) if current_path else 0
+    used = trailer
+    chosen: list[ContextChunk] = []
+    for chunk in ordered:
+        header = count_tokens(path_line(comment, chunk.path))
+        body = chunk.text.rstrip("\n") + "\n"
+        if not body.strip():
+            continue
+        cost = header + count_tokens(body)
+        if used + cost <= budget_tokens:
+            chosen.append(chunk)
+            used += cost
+            continue
+        allowed = budget_tokens - used - header
+        if allowed <= 0:
+            continue
+        cut = _truncate(body, allowed, count_tokens)
+        kept_lines = cut.count("\n")
+        if kept_lines < min(min_lines, body.count("\n")) or not cut.strip():
+            continue
+        cost = header + count_tokens(cut)
+        if used + cost > budget_tokens:
+            continue
+        cut = cut.rstrip("\n")
+        chosen.append(replace(chunk, text=cut, end_line=chunk.start_line + kept_lines - 1))
+        used += cost
+    text = render(chosen, comment, current_path)
+    while chosen and count_tokens(text) > budget_tokens:
+        chosen.pop()  # the least useful chunk chosen
+        text = render(chosen, comment, current_path)
+    output = tuple(sorted(chosen, key=ContextChunk.output_key))
+    tokens = count_tokens(text) if text else 0
+    return PackedContext(text, output, tokens, len(chunks) - len(output))

@@ -1,0 +1,496 @@
+"""What repository context to show the model at a cursor, most useful first.
+
+1. Definitions the current file imports and uses near the cursor: the model
+   otherwise invents their parameters.
+2. The types those signatures mention, so argument and return shapes are known.
+3. An outline of the current file when it does not fit the prompt window.
+4. Snippets of recently used files that look like the code being written.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from .index import RepositoryIndex
+from .languages import CONTAINER_KINDS, TYPE_KINDS, comment_prefix, language_for_path, spec_for
+from .packing import (
+    PRIORITY_IMPORTED,
+    PRIORITY_NEIGHBOUR,
+    PRIORITY_OUTLINE,
+    PRIORITY_TYPES,
+    ContextChunk,
+    PackedContext,
+    TokenCounter,
+    estimate_tokens,
+    pack_chunks,
+)
+from .resolve import Resolution, closest, resolve_imports
+from .symbols import Definition, ImportSpec
+from .tokens import IDENTIFIER, identifiers, jaccard
+
+RecentFile = tuple[str | os.PathLike[str], str]
+
+_MAX_MEMBERS = 40
+#: Imports whose names are used qualified (``module.name``): only followed when used.
+QUALIFIED_KINDS = frozenset({"module", "package", "mod"})
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    #: Lines before the cursor whose identifiers count as "used near the cursor".
+    near_lines: int = 60
+    #: Definitions up to this many lines are shown whole, longer ones as signatures.
+    small_body_lines: int = 12
+    #: The FIM prompt window; a file longer than both gets an outline.
+    prefix_chars: int = 6000
+    suffix_chars: int = 2000
+    neighbour_window: int = 20
+    neighbour_step: int = 5
+    max_neighbours: int = 3
+    min_similarity: float = 0.1
+    #: Lines of a recent file looked at for neighbour snippets.
+    neighbour_max_lines: int = 5000
+    max_definitions: int = 24
+    max_types: int = 12
+
+
+def _display_path(index: RepositoryIndex, path: str | os.PathLike[str]) -> str:
+    rel = index.relative(path)
+    return rel if rel is not None else PurePath(path).name
+
+
+def _line_start(text: str, offset: int, lines_back: int) -> int:
+    """Offset of the start of the line ``lines_back`` lines above the one at ``offset``."""
+    position = offset
+    for _ in range(lines_back + 1):
+        found = text.rfind("\n", 0, position)
+        if found < 0:
+            return 0
+        position = found
+    return position + 1
+
+
+# -- rendering definitions -------------------------------------------------------
+
+
+def _elided(definition: Definition, members: Sequence[Definition] = ()) -> str:
+    """Header and doc line with the body replaced by an elision (or by member headers)."""
+    language = definition.language
+    comment = spec_for(language).comment
+    indent = definition.header[: len(definition.header) - len(definition.header.lstrip())]
+    lines: list[str] = []
+    if definition.doc and language != "python":
+        lines.append(f"{indent}{comment} {definition.doc}")
+    header = definition.header
+    if language == "python":
+        inner = indent + "    "
+        if definition.doc:
+            header += f'\n{inner}"""{definition.doc}"""'
+        member_lines = [_compact(m) for m in members]
+        lines.append(header)
+        lines.extend(member_lines or ([f"{inner}..."] if definition.has_body else []))
+    elif language in ("go", "rust"):  # methods live outside the type
+        lines.append(header + (" { ... }" if definition.has_body else ""))
+        if members and language == "rust" and definition.kind != "interface":
+            lines.append(f"{indent}impl {definition.name} {{")
+            lines.extend(_compact(m) for m in members)
+            lines.append(f"{indent}}}")
+        else:
+            lines.extend(_compact(m) for m in members)
+    elif language == "bash":
+        lines.append(header + " { ...; }")
+    elif members:
+        lines.append(header + " {")
+        lines.extend(_compact(m) for m in members)
+        lines.append(f"{indent}}}")
+    else:
+        lines.append(header + (" { ... }" if definition.has_body else ""))
+    return "\n".join(lines)
+
+
+def _compact(definition: Definition) -> str:
+    """One header with an inline elision, as outlines and member lists show it."""
+    if not definition.has_body:
+        return definition.header
+    if definition.language == "python":
+        return definition.header + " ..."
+    if definition.language == "bash":
+        return definition.header + " { ...; }"
+    return definition.header + " { ... }"
+
+
+def _members(definition: Definition, siblings: Sequence[Definition]) -> list[Definition]:
+    if definition.kind not in CONTAINER_KINDS:
+        return []
+    outside = definition.language in ("go", "rust")
+    found = [
+        d
+        for d in siblings
+        if d.parent == definition.name
+        and d is not definition
+        and (outside or definition.start_line <= d.start_line <= definition.end_line)
+    ]
+    return found[:_MAX_MEMBERS]
+
+
+def render_definition(
+    definition: Definition, siblings: Sequence[Definition], small_body_lines: int = 12
+) -> str:
+    """A definition as prompt text: whole when small, else its signature(s)."""
+    lines = definition.end_line - definition.start_line + 1
+    if definition.full is not None and lines <= small_body_lines:
+        text = definition.full
+        if definition.doc and definition.language != "python":
+            indent = text[: len(text) - len(text.lstrip())]
+            text = f"{indent}{spec_for(definition.language).comment} {definition.doc}\n{text}"
+        extra = [d for d in _members(definition, siblings) if d.start_line > definition.end_line]
+        if extra:
+            text += "\n" + "\n".join(_compact(d) for d in extra)
+    else:
+        text = _elided(definition, _members(definition, siblings))
+    return textwrap.dedent(text)
+
+
+# -- the four sources ----------------------------------------------------------------
+
+
+def _near_tokens(
+    text: str, offset: int, near_lines: int, imports: Sequence[ImportSpec]
+) -> dict[str, int]:
+    """Identifier -> its last position before the cursor, within ``near_lines`` lines.
+
+    Import statements do not count: a name is wanted where it is used.
+    """
+    start = _line_start(text, offset, near_lines)
+    skipped = {line for imp in imports for line in range(imp.line, imp.end_line + 1)}
+    line = text.count("\n", 0, start)
+    last: dict[str, int] = {}
+    position = start
+    for source_line in text[start:offset].split("\n"):
+        if line not in skipped:
+            for match in IDENTIFIER.finditer(source_line):
+                last[match.group()] = position + match.start()
+        position += len(source_line) + 1
+        line += 1
+    return last
+
+
+def _imported_definitions(
+    index: RepositoryIndex,
+    rel: str,
+    resolution: Resolution,
+    near: dict[str, int],
+) -> list[tuple[Definition, tuple[Definition, ...]]]:
+    """Top-level definitions of imported files whose names are used near the cursor."""
+    found: dict[tuple[str, int], tuple[Definition, tuple[Definition, ...]]] = {}
+    used = Resolution(
+        tuple(
+            r
+            for r in resolution.imports
+            if r.spec.kind not in QUALIFIED_KINDS or any(n in near for n in r.spec.names)
+        ),
+        resolution.implicit,
+    )
+    files = [f for f in used.files() if f != rel]
+    for record in index.records(files):
+        for definition in record.definitions:
+            if not definition.parent and definition.name in near:
+                found.setdefault(
+                    (definition.path, definition.start_line), (definition, record.definitions)
+                )
+    # Names imported explicitly but defined one hop further (package re-exports).
+    wanted = {
+        name
+        for resolved in used.imports
+        for name in resolved.spec.names
+        if name in near and resolved.files and resolved.spec.kind not in QUALIFIED_KINDS
+    }
+    missing = wanted - {d.name for d, _ in found.values()}
+    if missing:
+        for record in index.records(files):
+            if not record.imports:
+                continue
+            onward = resolve_imports(index, record.path, record.language, record.imports)
+            for target in index.records(f for f in onward.files() if f != rel):
+                for definition in target.definitions:
+                    if not definition.parent and definition.name in missing:
+                        found.setdefault(
+                            (definition.path, definition.start_line),
+                            (definition, target.definitions),
+                        )
+    return sorted(
+        found.values(), key=lambda item: (-near[item[0].name], item[0].path, item[0].start_line)
+    )
+
+
+def _type_definitions(
+    index: RepositoryIndex,
+    rel: str,
+    *,
+    family: str,
+    texts: Iterable[tuple[str, str]],
+    preferred: set[str],
+    taken: set[tuple[str, int]],
+    skip_names: set[str],
+    limit: int,
+) -> list[tuple[Definition, tuple[Definition, ...]]]:
+    """Classes, structs, interfaces and types named in the chosen signatures."""
+    chosen: list[tuple[Definition, tuple[Definition, ...]]] = []
+    seen_names = set(skip_names)  # already shown: another same-named type would mislead
+    onward: dict[str, set[str]] = {}
+    for text, source_path in texts:
+        if source_path not in onward:
+            record = index.file(source_path)
+            near_files = {source_path}
+            if record is not None:
+                resolution = resolve_imports(
+                    index, source_path, record.language, record.imports, record.package
+                )
+                near_files.update(resolution.files())
+            onward[source_path] = near_files
+        for name in IDENTIFIER.findall(text):
+            if name in seen_names or len(chosen) >= limit:
+                continue
+            seen_names.add(name)
+            candidates = [
+                d
+                for d in index.definitions(name)
+                if d.kind in TYPE_KINDS
+                and d.path != rel
+                and (d.path, d.start_line) not in taken
+                and spec_for(d.language).family == family
+            ]
+            if not candidates:
+                continue
+            in_source = [d for d in candidates if d.path in onward[source_path]]
+            in_preferred = in_source or [d for d in candidates if d.path in preferred]
+            if in_preferred:
+                pick = in_preferred[0]
+            else:
+                best_path = closest([d.path for d in candidates], source_path)
+                pick = next(d for d in candidates if d.path == best_path)
+            record = index.file(pick.path)
+            siblings = record.definitions if record is not None else (pick,)
+            chosen.append((pick, siblings))
+            taken.add((pick.path, pick.start_line))
+    return chosen
+
+
+def _outline(
+    definitions: Sequence[Definition],
+    text: str,
+    offset: int,
+    options: RetrievalOptions,
+) -> tuple[str, int, int] | None:
+    """Headers of the enclosing scopes and their siblings that the window does not show."""
+    cursor_line = text.count("\n", 0, offset)
+    first_visible = text.count("\n", 0, max(0, offset - options.prefix_chars))
+    last_visible = text.count("\n", 0, min(len(text), offset + options.suffix_chars))
+    enclosing = [d for d in definitions if d.start_line <= cursor_line <= d.end_line]
+    scopes = {""} | {d.name for d in enclosing if d.kind in CONTAINER_KINDS}
+    picked = [
+        d
+        for d in definitions
+        if (d in enclosing and d.start_line < first_visible)
+        or (
+            d.parent in scopes
+            and d not in enclosing
+            and not first_visible <= d.start_line <= last_visible
+        )
+    ]
+    if not picked:
+        return None
+    picked.sort(key=lambda d: d.start_line)
+    owners = {d.parent for d in picked}
+    lines = [d.header if d.name in owners else _compact(d) for d in picked]
+    return "\n".join(lines), picked[0].start_line, picked[-1].end_line
+
+
+def _neighbours(
+    index: RepositoryIndex,
+    current: str,
+    text: str,
+    offset: int,
+    *,
+    recent: Sequence[RecentFile],
+    options: RetrievalOptions,
+) -> list[ContextChunk]:
+    """Best-matching window of each recent file (Jaccard over identifier sets)."""
+    start = _line_start(text, offset, options.neighbour_window - 1)
+    query = identifiers(text[start:offset])
+    if not query:
+        return []
+    window, step = options.neighbour_window, max(1, options.neighbour_step)
+    scored: list[tuple[float, str, int, str]] = []
+    seen: set[str] = set()
+    for path, other_text in recent:
+        shown = _display_path(index, path)
+        if shown == current or shown in seen or not index.is_allowed(path):
+            continue
+        seen.add(shown)
+        token_lines = index.line_tokens(shown, other_text)[: options.neighbour_max_lines]
+        best = (0.0, 0)
+        for first in range(0, max(1, len(token_lines) - window + step), step):
+            tokens: set[str] = set()
+            for line_tokens in token_lines[first : first + window]:
+                tokens |= line_tokens
+            score = jaccard(query, tokens)
+            if score > best[0]:
+                best = (score, first)
+        if best[0] >= options.min_similarity:
+            lines = other_text.split("\n")[best[1] : best[1] + window]
+            scored.append((best[0], shown, best[1], "\n".join(lines)))
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    return [
+        ContextChunk(
+            priority=PRIORITY_NEIGHBOUR,
+            path=shown,
+            start_line=first,
+            end_line=first + snippet.count("\n"),
+            text=snippet,
+            source="neighbour",
+            rank=float(rank),
+        )
+        for rank, (_, shown, first, snippet) in enumerate(scored[: options.max_neighbours])
+    ]
+
+
+def retrieve(
+    index: RepositoryIndex,
+    path: str | os.PathLike[str],
+    text: str,
+    offset: int,
+    recent: Sequence[RecentFile] = (),
+    *,
+    options: RetrievalOptions | None = None,
+) -> list[ContextChunk]:
+    """Context chunks for a cursor, each with its priority and selection rank.
+
+    ``text`` is the current document as the editor has it (it wins over the
+    disk and over the index).  Nothing is returned for a file that itself must
+    never reach a prompt.
+    """
+    options = options or RetrievalOptions()
+    offset = max(0, min(offset, len(text)))
+    if not index.is_allowed(path):
+        return []
+    current = _display_path(index, path)
+    rel = index.relative(path)
+    language = language_for_path(PurePath(path))
+    chunks: list[ContextChunk] = []
+    parsed = index.parse_text(current, text) if language is not None else None
+    if parsed is not None and rel is not None and language is not None:
+        near = _near_tokens(text, offset, options.near_lines, parsed.imports)
+        resolution = resolve_imports(index, rel, language, parsed.imports, parsed.package)
+        imported = _imported_definitions(index, rel, resolution, near)[: options.max_definitions]
+        rendered: list[tuple[str, str]] = []
+        for rank, (definition, siblings) in enumerate(imported):
+            body = render_definition(definition, siblings, options.small_body_lines)
+            rendered.append((body, definition.path))
+            chunks.append(_chunk(PRIORITY_IMPORTED, definition, body, "import", rank))
+        taken = {(d.path, d.start_line) for d, _ in imported}
+        preferred = set(resolution.files())
+        types = _type_definitions(
+            index,
+            rel,
+            family=spec_for(language).family,
+            texts=rendered,
+            preferred=preferred,
+            taken=taken,
+            skip_names={d.name for d, _ in imported},
+            limit=options.max_types,
+        )
+        for rank, (definition, siblings) in enumerate(types):
+            body = render_definition(definition, siblings, options.small_body_lines)
+            chunks.append(_chunk(PRIORITY_TYPES, definition, body, "type", rank))
+    if parsed is not None and len(text) > options.prefix_chars + options.suffix_chars:
+        outline = _outline(parsed.definitions, text, offset, options)
+        if outline is not None:
+            body, first, last = outline
+            chunks.append(ContextChunk(PRIORITY_OUTLINE, current, first, last, body, "outline"))
+    chunks.extend(_neighbours(index, current, text, offset, recent=recent, options=options))
+    return chunks
+
+
+def _chunk(
+    priority: int, definition: Definition, body: str, source: str, rank: int
+) -> ContextChunk:
+    return ContextChunk(
+        priority=priority,
+        path=definition.path,
+        start_line=definition.start_line,
+        end_line=definition.end_line,
+        text=body,
+        source=source,
+        name=definition.name,
+        rank=float(rank),
+    )
+
+
+def build_context_chunks(
+    index: RepositoryIndex,
+    path: str | os.PathLike[str],
+    text: str,
+    offset: int,
+    recent: Sequence[RecentFile] = (),
+    budget_tokens: int = 1024,
+    *,
+    count_tokens: TokenCounter = estimate_tokens,
+    options: RetrievalOptions | None = None,
+    include_current_path: bool = True,
+) -> PackedContext:
+    """Retrieve and pack; the structured result keeps the chosen chunks for inspection."""
+    chunks = retrieve(index, path, text, offset, recent, options=options)
+    current = _display_path(index, path) if include_current_path else None
+    return pack_chunks(
+        chunks,
+        budget_tokens,
+        comment_prefix(PurePath(path)),
+        count_tokens=count_tokens,
+        current_path=current,
+    )
+
+
+def build_context(
+    index: RepositoryIndex,
+    path: str | os.PathLike[str],
+    text: str,
+    offset: int,
+    recent: Sequence[RecentFile] = (),
+    budget_tokens: int = 1024,
+    *,
+    count_tokens: TokenCounter = estimate_tokens,
+    options: RetrievalOptions | None = None,
+    include_current_path: bool = True,
+) -> str:
+    """Text to put before the FIM prefix: path-labelled chunks, then the current path.
+
+    Empty when there is nothing to add, so the prompt is then unchanged.
+    """
+    return build_context_chunks(
+        index,
+        path,
+        text,
+        offset,
+        recent,
+        budget_tokens,
+        count_tokens=count_tokens,
+        options=options,
+        include_current_path=include_current_path,
+    ).text
+
+
+__all__ = (
+    "ContextChunk",
+    "PackedContext",
+    "RecentFile",
+    "RetrievalOptions",
+    "build_context",
+    "build_context_chunks",
+    "render_definition",
+    "retrieve",
+)

@@ -1,0 +1,108 @@
+"""JSON-RPC edge cases that a well-behaved client library never produces.
+
+Each case checks the exact error answer and then that the same server process
+still serves a real completion afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codellama_lsp.quant.synthetic import SCRIPTED_COMPLETION
+
+from lsp_raw import RawServer
+
+URI = "file:///work/demo.py"
+TEXT = "def add(a, b):\n    \n"
+# PSM ends the prompt with ▁<MID>, after which the generated model is scripted.
+PSM = {"completion": {"fimOrder": "psm"}}
+
+
+@pytest.fixture
+def server(model_path: Path) -> Iterator[RawServer]:
+    peer = RawServer(["--stdio", "--model", str(model_path)])
+    yield peer
+    if peer.proc.poll() is None:
+        peer.proc.kill()
+        peer.proc.wait()
+
+
+def _open_and_complete(peer: RawServer) -> dict[str, object]:
+    peer.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": URI, "languageId": "python", "version": 1, "text": TEXT}},
+    )
+    rid = peer.request(
+        "textDocument/inlineCompletion",
+        {
+            "textDocument": {"uri": URI},
+            "position": {"line": 1, "character": 4},
+            "context": {"triggerKind": 2},
+        },
+    )
+    return peer.response(rid, timeout=60)
+
+
+def _assert_serves(peer: RawServer) -> None:
+    answer = _open_and_complete(peer)
+    assert "error" not in answer, answer
+    items = answer["result"]["items"]  # type: ignore[index]
+    assert items[0]["insertText"] == SCRIPTED_COMPLETION
+
+
+def test_request_before_initialize_is_refused(server: RawServer) -> None:
+    rid = server.request(
+        "textDocument/inlineCompletion",
+        {"textDocument": {"uri": URI}, "position": {"line": 0, "character": 0}},
+    )
+    answer = server.response(rid)
+    assert answer["error"]["code"] == -32002
+    server.initialize(PSM)
+    _assert_serves(server)
+
+
+def test_malformed_json_gets_parse_error_and_server_goes_on(server: RawServer) -> None:
+    server.initialize(PSM)
+    server.send_bytes(b'{"jsonrpc": "2.0", "id": 7, "method": ')
+    answer = server.wait_for(lambda m: "error" in m)
+    assert answer["id"] is None
+    assert answer["error"]["code"] == -32700
+    _assert_serves(server)
+
+
+def test_missing_params_is_invalid_params(server: RawServer) -> None:
+    server.initialize(PSM)
+    rid = server.request("textDocument/inlineCompletion", with_params=False)
+    answer = server.response(rid)
+    assert answer["error"]["code"] == -32602
+    assert "textDocument" in answer["error"]["message"] or "params" in answer["error"]["message"]
+    rid = server.request("textDocument/inlineCompletion", {"textDocument": {"uri": URI}})
+    answer = server.response(rid)
+    assert answer["error"]["code"] == -32602
+    assert "position" in answer["error"]["message"]
+    _assert_serves(server)
+
+
+def test_unknown_method_is_method_not_found(server: RawServer) -> None:
+    server.initialize(PSM)
+    rid = server.request("codellama/noSuchThing", {})
+    assert server.response(rid)["error"]["code"] == -32601
+    _assert_serves(server)
+
+
+def test_exit_after_shutdown_is_zero(server: RawServer) -> None:
+    server.initialize(PSM)
+    rid = server.request("shutdown")
+    assert server.response(rid)["result"] is None
+    server.notify("exit")
+    assert server.close() == 0
+    assert not any("Traceback" in line for line in server.stderr_lines)
+
+
+def test_exit_without_shutdown_is_one(server: RawServer) -> None:
+    server.initialize(PSM)
+    server.notify("exit")
+    assert server.close() == 1
