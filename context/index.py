@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +28,8 @@ from .workspace import (
 )
 
 _PARSE_CACHE_SIZE = 32
+#: Files walked between progress callbacks during a (re)scan.
+_PROGRESS_EVERY = 200
 _K = TypeVar("_K")
 
 
@@ -96,14 +98,17 @@ class RepositoryIndex:
 
     @classmethod
     def build(
-        cls, root: str | os.PathLike[str], options: WorkspaceOptions | None = None
+        cls,
+        root: str | os.PathLike[str],
+        options: WorkspaceOptions | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> RepositoryIndex:
         """Index a whole workspace (one parse per file; trees are not kept)."""
         index = cls(root, options)
-        index.rescan()
+        index.rescan(progress)
         return index
 
-    def rescan(self) -> None:
+    def rescan(self, progress: Callable[[int], None] | None = None) -> None:
         """Walk the workspace again: parse new or changed files, drop vanished ones.
 
         Also the way to apply changed .gitignore rules or settings.
@@ -115,8 +120,12 @@ class RepositoryIndex:
         seen: set[str] = set()
         for rel, path, size in iter_source_files(self.workspace):
             seen.add(rel)
+            if progress is not None and len(seen) % _PROGRESS_EVERY == 0:
+                progress(len(seen))
             with self._lock:
                 old = self._files.get(rel)
+            if old is not None and old.mtime_ns == 0:
+                continue  # text of an open document: the editor's copy wins over disk
             try:
                 mtime_ns = path.stat().st_mtime_ns
             except OSError:

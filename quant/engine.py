@@ -44,6 +44,8 @@ class CompletionRequest:
     suffix: str
     max_tokens: int = 128
     fim_order: str = "spm"
+    #: Repository context, written before the prefix (dropped first when space runs out).
+    context: str = ""
 
 
 @dataclass(frozen=True)
@@ -224,9 +226,12 @@ class Engine:
                 f"n_ctx {self.config.n_ctx} leaves no room for a prompt with "
                 f"max_tokens {request.max_tokens}"
             )
-        prefix, suffix = request.prefix, request.suffix
+        prefix, suffix = request.context + request.prefix, request.suffix
         prefix_ids = self.tokenize_prefix(prefix)
         suffix_ids = self.tokenize_suffix(suffix)
+        if request.context and len(prefix_ids) + len(suffix_ids) > budget:
+            prefix = request.prefix  # the context is the least necessary part
+            prefix_ids = self.tokenize_prefix(prefix)
         if len(prefix_ids) + len(suffix_ids) > budget:
             # The suffix gets at most a quarter of the room; the prefix the rest.
             suffix = fim.fit_suffix(

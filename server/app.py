@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,12 @@ from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
+from codellama_lsp.context.assemble import PromptParts
 from codellama_lsp.context.documents import DocumentStore
-from codellama_lsp.quant.engine import Engine, EngineConfig
+from codellama_lsp.context.index import RepositoryIndex
+from codellama_lsp.context.watcher import WorkspaceWatcher
+from codellama_lsp.context.workspace import WorkspaceOptions
+from codellama_lsp.quant.engine import CompletionRequest, CompletionResult, Engine, EngineConfig
 
 from . import __version__
 from .settings import Settings
@@ -106,6 +111,19 @@ class InFlight:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
+@dataclass(frozen=True)
+class LastPrompt:
+    """What the latest completion sent to the model, for ``codellama/lastPrompt``."""
+
+    uri: str
+    line: int
+    character: int
+    parts: PromptParts
+    request: CompletionRequest
+    result: CompletionResult
+    engine: Engine
+
+
 class CodeLlamaServer(LanguageServer):
     def __init__(self, model_override: str | None = None, max_tokens_override: int | None = None):
         super().__init__(
@@ -126,6 +144,16 @@ class CodeLlamaServer(LanguageServer):
         self.engine_lock = threading.Lock()
         self.in_flight: dict[str, InFlight] = {}
         self.request_counter = 0
+        # Workspace context: the index is published only once its first build is done.
+        self.index: RepositoryIndex | None = None
+        self.index_options: WorkspaceOptions | None = None
+        self.index_building: asyncio.Future[RepositoryIndex] | None = None
+        self.watcher: WorkspaceWatcher | None = None
+        self.open_paths: set[str] = set()
+        #: Most recently used documents last; their text feeds neighbour snippets.
+        self.recent: OrderedDict[str, None] = OrderedDict()
+        self.index_updates: dict[str, asyncio.TimerHandle] = {}
+        self.last_prompt: LastPrompt | None = None
 
     @property
     def strict_protocol(self) -> CodeLlamaProtocol:

@@ -1,7 +1,8 @@
 """Command line: ``codellama-lsp --stdio`` and the inspection commands.
 
-``complete`` and ``prompt`` run the same pipeline as the server, so what they
-print is what an editor would get at that position.
+``complete`` and ``prompt`` run the same pipeline as the server (windows,
+repository context, token budget), so what they print is what an editor would
+get at that position; ``index`` shows what the server would index.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from codellama_lsp.context.assemble import PromptParts, assemble, auto_context_budget
 from codellama_lsp.context.documents import UTF32, Document, Position
 from codellama_lsp.context.errors import CodeLlamaLspError
-from codellama_lsp.context.prompt import fim_input
+from codellama_lsp.context.index import RepositoryIndex, index_stats
+from codellama_lsp.context.packing import TokenCounter, estimate_tokens
+from codellama_lsp.context.workspace import WorkspaceOptions
 from codellama_lsp.quant.engine import CompletionRequest, Engine, EngineConfig
 from codellama_lsp.quant.errors import ModelError
 
@@ -26,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class UsageError(Exception):
-    pass
+    """Bad arguments: exit status 2, like argparse's own errors."""
 
 
 def _common_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -45,6 +50,20 @@ def _common_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
 
 
+def _context_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workspace", metavar="DIR", default=None, help="index DIR for repository context"
+    )
+    parser.add_argument(
+        "--context-tokens",
+        metavar="N",
+        type=int,
+        default=None,
+        help="token budget for repository context (default: what n_ctx leaves; 0: none)",
+    )
+    parser.add_argument("--fim-order", choices=["spm", "psm"], default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codellama-lsp",
@@ -59,13 +78,33 @@ def build_parser() -> argparse.ArgumentParser:
     location_help = "FILE:LINE:COL, LINE and COL 1-based, COL counted in characters"
     complete = sub.add_parser("complete", help="print the completion at a position")
     complete.add_argument("location", help=location_help)
-    complete.add_argument("--fim-order", choices=["spm", "psm"], default=None)
+    _context_flags(complete)
     _common_flags(complete, suppress=True)
-    prompt = sub.add_parser("prompt", help="print the exact prompt that would be sent")
+    prompt = sub.add_parser(
+        "prompt",
+        help="print the exact prompt that would be sent",
+        description="Print the prompt for a position: exact tokens with --model, "
+        "else the same layout untokenized.",
+    )
     prompt.add_argument("location", help=location_help)
-    prompt.add_argument("--workspace", metavar="DIR", default=None, help="workspace root")
-    prompt.add_argument("--fim-order", choices=["spm", "psm"], default=None)
+    _context_flags(prompt)
     _common_flags(prompt, suppress=True)
+    index = sub.add_parser("index", help="index a workspace and list its files or statistics")
+    index.add_argument("directory", metavar="DIR", help="workspace root")
+    index.add_argument(
+        "--stats", action="store_true", help="print counts, build time and memory, not files"
+    )
+    index.add_argument(
+        "--exclude",
+        metavar="GLOB",
+        action="append",
+        default=[],
+        help="leave matching files out (.gitignore syntax; repeatable)",
+    )
+    index.add_argument("--log-file", metavar="FILE", default=argparse.SUPPRESS)
+    index.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=argparse.SUPPRESS
+    )
     return parser
 
 
@@ -90,8 +129,24 @@ def _read(path: Path) -> str:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _request(args: argparse.Namespace, settings: Settings) -> tuple[CompletionRequest, str]:
-    path, line, col = parse_location(args.location)
+@dataclass(frozen=True)
+class _Target:
+    """A checked position: the file's on-disk text is the document."""
+
+    path: Path
+    text: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    request: CompletionRequest
+    parts: PromptParts
+    path: Path
+
+
+def _locate(location: str) -> _Target:
+    path, line, col = parse_location(location)
     text = _read(path)
     doc = Document(path.resolve().as_uri(), text, encoding=UTF32)
     line_text = doc.line_text(line - 1) if line - 1 < doc.line_count else ""
@@ -101,15 +156,99 @@ def _request(args: argparse.Namespace, settings: Settings) -> tuple[CompletionRe
             + ("file" if line - 1 >= doc.line_count else "line")
             + f" ({doc.line_count} lines)"
         )
-    offset = doc.offset_at(Position(line - 1, col - 1))
-    fim = fim_input(text, offset, settings.max_prefix_chars, settings.max_suffix_chars)
-    request = CompletionRequest(
-        prefix=fim.prefix,
-        suffix=fim.suffix,
-        max_tokens=args.max_tokens or settings.max_tokens,
-        fim_order=args.fim_order or settings.fim_order,
+    return _Target(path, text, doc.offset_at(Position(line - 1, col - 1)))
+
+
+def _workspace(directory: str, options: WorkspaceOptions | None = None) -> RepositoryIndex:
+    root = Path(directory).expanduser()
+    if not root.exists():
+        raise UsageError(f"workspace not found: {directory}")
+    if not root.is_dir():
+        raise UsageError(f"workspace is not a directory: {directory}")
+    started = time.perf_counter()
+    index = RepositoryIndex.build(root, options)
+    stats = index_stats(index)
+    log.info(
+        "indexed %s: %d files, %d definitions in %.2f s",
+        index.root,
+        stats.files,
+        stats.definitions,
+        time.perf_counter() - started,
     )
-    return request, str(path)
+    return index
+
+
+def _context_index(args: argparse.Namespace, settings: Settings) -> RepositoryIndex | None:
+    if args.context_tokens is not None and args.context_tokens < 0:
+        raise UsageError(f"--context-tokens must be 0 or more, got {args.context_tokens}")
+    if args.workspace is None:
+        return None
+    options = WorkspaceOptions(
+        exclude=settings.context_exclude, max_file_bytes=settings.context_max_file_bytes
+    )
+    return _workspace(args.workspace, options)
+
+
+def _build_prompt(
+    args: argparse.Namespace,
+    settings: Settings,
+    target: _Target,
+    index: RepositoryIndex | None,
+    count_tokens: TokenCounter,
+) -> _Prompt:
+    """The server's prompt for a position: the same windows, context and budget."""
+    max_tokens = args.max_tokens or settings.max_tokens
+    context_tokens = args.context_tokens
+    if context_tokens is None:
+        context_tokens = auto_context_budget(
+            settings.n_ctx,
+            max_tokens,
+            min(settings.max_prefix_chars, target.offset),
+            min(settings.max_suffix_chars, len(target.text) - target.offset),
+        )
+    parts = assemble(
+        target.text,
+        target.offset,
+        max_prefix_chars=settings.max_prefix_chars,
+        max_suffix_chars=settings.max_suffix_chars,
+        path=target.path.resolve(),
+        index=index,
+        context_tokens=context_tokens,
+        count_tokens=count_tokens,
+    )
+    request = CompletionRequest(
+        prefix=parts.prefix,
+        suffix=parts.suffix,
+        max_tokens=max_tokens,
+        fim_order=args.fim_order or settings.fim_order,
+        context=parts.context,
+    )
+    return _Prompt(request, parts, target.path)
+
+
+def _log_context(parts: PromptParts) -> None:
+    chunks = ", ".join(f"{c.path}:{c.start_line + 1} ({c.source})" for c in parts.chunks)
+    log.info(
+        "context: %d tokens in %d chunks%s",
+        parts.context_tokens,
+        len(parts.chunks),
+        f": {chunks}" if chunks else "",
+    )
+
+
+def untokenized_prompt(request: CompletionRequest) -> str:
+    """The prompt's layout as text, for when no model is at hand to tokenize it.
+
+    It mirrors ``Engine.render``: SentencePiece shows a leading space before the
+    prefix, none before the suffix; the engine's trimming to ``n_ctx`` is not
+    applied.
+    """
+    prefix = request.context + request.prefix
+    if prefix:
+        prefix = " " + prefix
+    if request.fim_order == "psm":
+        return f"<s>▁<PRE>{prefix}▁<SUF>{request.suffix}▁<MID>"
+    return f"<s>▁<PRE>▁<SUF>{request.suffix}▁<MID>{prefix}"
 
 
 def _engine(args: argparse.Namespace, settings: Settings) -> Engine:
@@ -125,16 +264,31 @@ def _engine(args: argparse.Namespace, settings: Settings) -> Engine:
     )
 
 
+def _engine_counter(engine: Engine) -> TokenCounter:
+    """The engine's exact count: the server packs context with it too."""
+
+    def count(text: str) -> int:
+        return len(engine.tokenize_suffix(text))
+
+    return count
+
+
 def cmd_complete(args: argparse.Namespace) -> int:
     settings = Settings()
-    request, path = _request(args, settings)
+    # Argument and file errors first: they should not wait for a model to load.
+    target = _locate(args.location)
+    index = _context_index(args, settings)
     engine = _engine(args, settings)
+    built = _build_prompt(args, settings, target, index, _engine_counter(engine))
+    _log_context(built.parts)
     started = time.perf_counter()
-    result = engine.complete(request)
+    result = engine.complete(built.request)
     log.info(
-        "complete %s prompt_tokens=%d generated_tokens=%d ttft_ms=%.1f total_ms=%.1f stop=%s",
-        path,
+        "complete %s prompt_tokens=%d context_tokens=%d generated_tokens=%d ttft_ms=%.1f "
+        "total_ms=%.1f stop=%s",
+        built.path,
         result.prompt_tokens,
+        built.parts.context_tokens,
         result.generated_tokens,
         result.ttft_ms,
         (time.perf_counter() - started) * 1000,
@@ -146,11 +300,37 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 def cmd_prompt(args: argparse.Namespace) -> int:
     settings = Settings()
-    request, _ = _request(args, settings)
-    engine = _engine(args, settings)
-    prepared = engine.prepare(request)
-    sys.stdout.write(engine.render(prepared.tokens) + "\n")
-    log.info("prompt: %d tokens, order %s", len(prepared.tokens), request.fim_order)
+    target = _locate(args.location)
+    index = _context_index(args, settings)
+    if args.model:
+        engine = _engine(args, settings)
+        built = _build_prompt(args, settings, target, index, _engine_counter(engine))
+        tokens = engine.prepare(built.request).tokens
+        sys.stdout.write(engine.render(tokens) + "\n")
+        _log_context(built.parts)
+        log.info("prompt: %d tokens, order %s", len(tokens), built.request.fim_order)
+        return 0
+    built = _build_prompt(args, settings, target, index, estimate_tokens)
+    text = untokenized_prompt(built.request)
+    sys.stdout.write(text + "\n")
+    log.warning("prompt is untokenized: no model was given (--model PATH); counts are estimates")
+    _log_context(built.parts)
+    log.info("prompt: ~%d tokens, order %s", estimate_tokens(text), built.request.fim_order)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    index = _workspace(args.directory, WorkspaceOptions(exclude=tuple(args.exclude)))
+    if not args.stats:
+        sys.stdout.writelines(rel + "\n" for rel in index.files())
+        return 0
+    stats = index_stats(index)
+    sys.stdout.write(
+        f"files: {stats.files}\n"
+        f"definitions: {stats.definitions}\n"
+        f"time_s: {stats.build_seconds:.3f}\n"
+        f"memory_mb: {stats.memory_bytes / 1e6:.1f}\n"
+    )
     return 0
 
 
@@ -175,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_complete(args)
         if args.command == "prompt":
             return cmd_prompt(args)
+        if args.command == "index":
+            return cmd_index(args)
         return serve(args)
     except (UsageError, ModelError, CodeLlamaLspError) as exc:
         sys.stderr.write(f"codellama-lsp: error: {exc}\n")

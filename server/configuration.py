@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from lsprotocol import types
 
 from .app import CodeLlamaServer
 from .model import ensure_engine
 from .settings import SECTION, parse_settings
+from .workspace_index import ensure_index
 
 
 async def workspace_did_change_configuration(
@@ -24,7 +27,7 @@ async def workspace_did_change_configuration(
     ls.settings, warnings = parse_settings(raw)
     for warning in warnings:
         ls.notify(f"codellama-lsp: {warning}", types.MessageType.Warning)
-    await ensure_engine(ls)
+    await asyncio.gather(ensure_engine(ls), ensure_index(ls))
 
 
 def register(ls: CodeLlamaServer) -> None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from . import completion, configuration, inline_completion, lifecycle, text_sync
+from . import completion, configuration, inline_completion, last_prompt, lifecycle, text_sync
 from .app import CodeLlamaServer
 
 
 def register_all(ls: CodeLlamaServer) -> None:
-    for module in (lifecycle, text_sync, inline_completion, completion, configuration):
+    for module in (
+        lifecycle,
+        text_sync,
+        inline_completion,
+        completion,
+        configuration,
+        last_prompt,
+    ):
         module.register(ls)

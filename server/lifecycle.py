@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from lsprotocol import types
@@ -11,6 +12,7 @@ from codellama_lsp.context.documents import ENCODINGS, UTF16
 from .app import CodeLlamaServer
 from .model import ensure_engine
 from .settings import parse_settings
+from .workspace_index import ensure_index, stop_index
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +29,15 @@ async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> N
     for warning in ls.pending_warnings:
         ls.notify(f"codellama-lsp: {warning}", types.MessageType.Warning)
     ls.pending_warnings = []
-    await ensure_engine(ls)
+    # The model and the index load side by side; neither waits for the other.
+    await asyncio.gather(ensure_engine(ls), ensure_index(ls))
 
 
 def shutdown(ls: CodeLlamaServer, params: None) -> None:
     for in_flight in ls.in_flight.values():
         in_flight.cancel.set()
     ls.in_flight.clear()
+    stop_index(ls)
 
 
 def register(ls: CodeLlamaServer) -> None:

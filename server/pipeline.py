@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
+from codellama_lsp.context.assemble import PromptParts, assemble, auto_context_budget
 from codellama_lsp.context.documents import Position
 from codellama_lsp.context.errors import PositionOutOfRangeError
-from codellama_lsp.context.prompt import fim_input
 from codellama_lsp.quant.engine import CompletionRequest, CompletionResult
 from codellama_lsp.quant.errors import ModelError
 
-from .app import CodeLlamaServer, InFlight
+from .app import CodeLlamaServer, InFlight, LastPrompt
 from .worker import run_off_loop
+from .workspace_index import recent_files, uri_path
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ async def suggest(
     except PositionOutOfRangeError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
     cursor = doc.position_at(offset)  # a column past the line end clamps to it
+    text = doc.text  # the text the offset belongs to, whatever arrives while we wait
     if not ls.settings.enable:
         return None
     if ls.engine is None and ls.engine_loading is not None:
@@ -66,15 +68,45 @@ async def suggest(
         return None
 
     settings = ls.settings
-    build_started = time.perf_counter()
-    fim = fim_input(doc.text, offset, settings.max_prefix_chars, settings.max_suffix_chars)
-    request = CompletionRequest(
-        prefix=fim.prefix,
-        suffix=fim.suffix,
-        max_tokens=ls.effective_max_tokens(),
-        fim_order=settings.fim_order,
-    )
-    build_ms = (time.perf_counter() - build_started) * 1000
+    max_tokens = ls.effective_max_tokens()
+    index = ls.index if settings.context_enable else None
+    context_tokens = settings.context_max_tokens
+    if context_tokens < 0:
+        context_tokens = auto_context_budget(
+            engine.config.n_ctx,
+            max_tokens,
+            min(settings.max_prefix_chars, offset),
+            min(settings.max_suffix_chars, len(text) - offset),
+        )
+    path = uri_path(uri)
+    recent = recent_files(ls, uri) if index is not None else []
+
+    def count_tokens(chunk: str) -> int:
+        return len(engine.tokenize_suffix(chunk))
+
+    def work() -> tuple[PromptParts, CompletionRequest, float, CompletionResult]:
+        # Retrieval and packing run here, off the loop, like the model call.
+        build_started = time.perf_counter()
+        parts = assemble(
+            text,
+            offset,
+            max_prefix_chars=settings.max_prefix_chars,
+            max_suffix_chars=settings.max_suffix_chars,
+            path=path,
+            index=index,
+            recent=recent,
+            context_tokens=context_tokens,
+            count_tokens=count_tokens,
+        )
+        request = CompletionRequest(
+            prefix=parts.prefix,
+            suffix=parts.suffix,
+            context=parts.context,
+            max_tokens=max_tokens,
+            fim_order=settings.fim_order,
+        )
+        build_ms = (time.perf_counter() - build_started) * 1000
+        return parts, request, build_ms, engine.complete(request, mine.cancel)
 
     # A newer request for the same document supersedes older work.
     previous = ls.in_flight.get(uri)
@@ -83,9 +115,7 @@ async def suggest(
     mine = InFlight(request_id)
     ls.in_flight[uri] = mine
     try:
-        result: CompletionResult = await run_off_loop(
-            lambda: engine.complete(request, mine.cancel), name=f"complete-{request_id}"
-        )
+        parts, request, build_ms, result = await run_off_loop(work, name=f"complete-{request_id}")
     except asyncio.CancelledError:
         mine.cancel.set()  # $/cancelRequest: stop the worker between tokens
         log.info("%s id=%s cancelled by the client", method, request_id)
@@ -95,19 +125,25 @@ async def suggest(
     finally:
         if ls.in_flight.get(uri) is mine:
             del ls.in_flight[uri]
+    ls.last_prompt = LastPrompt(uri, cursor.line, cursor.character, parts, request, result, engine)
 
+    total_ms = (time.perf_counter() - started) * 1000
     log.info(
-        "%s id=%s prompt_tokens=%d reused_tokens=%d evaluated_tokens=%d "
-        "generated_tokens=%d build_prompt_ms=%.1f ttft_ms=%.1f total_ms=%.1f stop=%s",
+        "%s id=%s prompt_tokens=%d context_tokens=%d context_chunks=%d reused_tokens=%d "
+        "evaluated_tokens=%d generated_tokens=%d build_prompt_ms=%.1f ttft_ms=%.1f "
+        "total_ms=%.1f stop=%s",
         method,
         request_id,
         result.prompt_tokens,
+        parts.context_tokens,
+        len(parts.chunks),
         result.reused_tokens,
         result.prompt_tokens - result.reused_tokens,
         result.generated_tokens,
         build_ms + result.tokenize_ms,
-        result.ttft_ms + (build_started - started) * 1000 + build_ms,
-        (time.perf_counter() - started) * 1000,
+        # From the request's arrival, not the engine's start: waits count too.
+        total_ms - result.total_ms + result.ttft_ms,
+        total_ms,
         result.stop_reason,
     )
     if result.stop_reason == "cancelled" or not result.text.strip():

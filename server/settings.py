@@ -117,6 +117,43 @@ SCHEMA: tuple[SettingSpec, ...] = (
         minimum=0,
         maximum=1_000_000,
     ),
+    SettingSpec(
+        "context.enable",
+        "context_enable",
+        bool,
+        True,
+        "Put code from the rest of the workspace into the prompt: definitions the file "
+        "imports and uses near the cursor, the types they mention, an outline of a long "
+        "file, and similar code from recently edited files.",
+    ),
+    SettingSpec(
+        "context.maxTokens",
+        "context_max_tokens",
+        int,
+        -1,
+        "Token budget for workspace context. -1: whatever `model.nCtx` leaves after the "
+        "prefix and suffix windows and `completion.maxTokens`; 0 turns context off.",
+        minimum=-1,
+        maximum=131072,
+    ),
+    SettingSpec(
+        "context.exclude",
+        "context_exclude",
+        tuple,
+        (),
+        "Files never indexed nor put into a prompt, as .gitignore patterns (e.g. "
+        "`vendor/`, `*.min.js`). Files ignored by .gitignore and secrets (`.env*`, "
+        "`*.pem`, `*.key`, `id_rsa*`, `*.p12`, `*.pfx`, credentials files) are always left out.",
+    ),
+    SettingSpec(
+        "context.maxFileBytes",
+        "context_max_file_bytes",
+        int,
+        1_000_000,
+        "Files larger than this are not indexed.",
+        minimum=1024,
+        maximum=100_000_000,
+    ),
 )
 
 _BY_KEY = {spec.key: spec for spec in SCHEMA}
@@ -133,6 +170,10 @@ class Settings:
     max_tokens: int = 128
     max_prefix_chars: int = 12000
     max_suffix_chars: int = 3000
+    context_enable: bool = True
+    context_max_tokens: int = -1
+    context_exclude: tuple[str, ...] = ()
+    context_max_file_bytes: int = 1_000_000
 
 
 def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -153,6 +194,10 @@ def _check(spec: SettingSpec, value: Any) -> str | None:
         if isinstance(value, float) and value.is_integer():
             return None
         return f"expected an integer, got {value!r}"
+    if spec.type is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"expected a list of strings, got {value!r}"
+        return None
     if spec.type is not int and not isinstance(value, spec.type):
         return f"expected a {spec.type.__name__}, got {value!r}"
     if spec.minimum is not None and value < spec.minimum:
@@ -191,15 +236,19 @@ def parse_settings(raw: object, base: Settings | None = None) -> tuple[Settings,
         problem = _check(spec, value)
         if problem is not None:
             default = getattr(base, spec.field)
+            default = list(default) if isinstance(default, tuple) else default
             warnings.append(f"setting {SECTION}.{key}: {problem}; using {default!r}")
             continue
-        values[spec.field] = int(value) if spec.type is int else value
+        if spec.type is tuple:
+            values[spec.field] = tuple(value)
+        else:
+            values[spec.field] = int(value) if spec.type is int else value
     return dataclasses.replace(base, **values), warnings
 
 
 def json_schema_properties() -> dict[str, dict[str, Any]]:
     """``contributes.configuration.properties`` for the VS Code extension."""
-    names = {bool: "boolean", int: "integer", str: "string"}
+    names = {bool: "boolean", int: "integer", str: "string", tuple: "array"}
     props: dict[str, dict[str, Any]] = {}
     for spec in SCHEMA:
         prop: dict[str, Any] = {
@@ -213,6 +262,9 @@ def json_schema_properties() -> dict[str, dict[str, Any]]:
             prop["maximum"] = spec.maximum
         if spec.enum is not None:
             prop["enum"] = list(spec.enum)
+        if spec.type is tuple:
+            prop["items"] = {"type": "string"}
+            prop["default"] = list(spec.default)
         props[f"{SECTION}.{spec.key}"] = prop
     return props
 

@@ -10,6 +10,7 @@ from codellama_lsp.context.documents import Position, Range, TextChange
 from codellama_lsp.context.errors import InvalidEditError
 
 from .app import CodeLlamaServer
+from .workspace_index import document_changed, document_closed, document_opened
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def _to_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
 def text_document_did_open(ls: CodeLlamaServer, params: types.DidOpenTextDocumentParams) -> None:
     doc = params.text_document
     ls.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+    document_opened(ls, doc.uri)
 
 
 def text_document_did_change(
@@ -44,6 +46,7 @@ def text_document_did_change(
         ls.documents.change(
             uri, params.text_document.version, [_to_change(c) for c in params.content_changes]
         )
+        document_changed(ls, uri)
     except InvalidEditError as exc:
         ls.notify(
             f"codellama-lsp ignored an edit: {exc}. Completions for this file are paused "
@@ -58,6 +61,7 @@ def text_document_did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocum
     if in_flight is not None:
         in_flight.cancel.set()
     ls.documents.close(uri)
+    document_closed(ls, uri)
 
 
 def text_document_did_save(ls: CodeLlamaServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -65,6 +69,7 @@ def text_document_did_save(ls: CodeLlamaServer, params: types.DidSaveTextDocumen
     if doc is not None and params.text is not None and params.text != doc.text:
         log.warning("didSave text differs from the synced text of %s; resyncing", doc.uri)
         ls.documents.open(doc.uri, params.text, doc.version, doc.language_id)
+        document_changed(ls, doc.uri)
 
 
 def register(ls: CodeLlamaServer) -> None:

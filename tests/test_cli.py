@@ -113,3 +113,192 @@ def test_log_file(codellama_bin: str, model_path: Path, source: Path, tmp_path: 
     assert result.returncode == 0
     assert result.stderr == ""
     assert "prompt_tokens=" in log.read_text()
+
+
+# -- repository context and the index command -----------------------------------------
+
+SECRET = "sk-live-7f3a9c-do-not-leak"
+IGNORED_SECRET = "sk-ignored-b41e"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """main.py imports parse_config from util.py; other/legacy.py has an unrelated one."""
+    root = tmp_path / "ws"
+    (root / "other").mkdir(parents=True)
+    (root / "util.py").write_text(
+        "def parse_config(path: str, strict: bool = False) -> dict[str, str]:\n"
+        '    """Read a config file."""\n'
+        "    return {}\n",
+        encoding="utf-8",
+    )
+    (root / "other" / "legacy.py").write_text(
+        "def parse_config(blob: bytes, version: int) -> list[int]:\n    return []\n",
+        encoding="utf-8",
+    )
+    (root / "private_settings.py").write_text(
+        f"def token_for(name: str) -> str:\n    return {IGNORED_SECRET!r}\n", encoding="utf-8"
+    )
+    (root / ".gitignore").write_text("private_settings.py\n", encoding="utf-8")
+    (root / ".env").write_text(f"API_KEY={SECRET}\n", encoding="utf-8")
+    (root / "main.py").write_text(
+        "from util import parse_config\n"
+        "from private_settings import token_for\n\n\n"
+        "def run():\n"
+        "    key = token_for('api')\n"
+        "    cfg = parse_config(\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+def cursor(workspace: Path) -> str:
+    return f"{workspace / 'main.py'}:7:24"  # just after "parse_config("
+
+
+def test_prompt_with_workspace_shows_the_imported_signature(
+    codellama_bin: str, model_path: Path, workspace: Path
+) -> None:
+    result = run(
+        codellama_bin,
+        "prompt",
+        cursor(workspace),
+        "--workspace",
+        str(workspace),
+        "--model",
+        str(model_path),
+    )
+    assert result.returncode == 0, result.stderr
+    prompt = result.stdout
+    assert "# Path: util.py\n" in prompt
+    assert "def parse_config(path: str, strict: bool = False) -> dict[str, str]:" in prompt
+    assert "legacy.py" not in prompt and "blob: bytes" not in prompt
+    # spm: the context and the code before the cursor come last, after <MID>.
+    assert prompt.index("▁<MID>") < prompt.index("# Path: util.py") < prompt.index("def run():")
+    assert prompt.rstrip("\n").endswith("    cfg = parse_config(")
+    assert "util.py:1 (import)" in result.stderr
+    assert "context: " in result.stderr and "prompt: " in result.stderr
+
+
+def test_secret_and_ignored_files_never_reach_the_prompt(
+    codellama_bin: str, model_path: Path, workspace: Path
+) -> None:
+    for extra in ([], ["--model", str(model_path)]):
+        result = run(
+            codellama_bin, "prompt", cursor(workspace), "--workspace", str(workspace), *extra
+        )
+        assert result.returncode == 0, result.stderr
+        assert "# Path: util.py" in result.stdout  # context was built
+        assert SECRET not in result.stdout and SECRET not in result.stderr
+        assert IGNORED_SECRET not in result.stdout
+        assert "# Path: private_settings.py" not in result.stdout
+        assert "def token_for" not in result.stdout
+
+
+@pytest.mark.parametrize("order", ["spm", "psm"])
+def test_prompt_without_a_model_is_the_same_layout_untokenized(
+    codellama_bin: str, model_path: Path, workspace: Path, order: str
+) -> None:
+    args = ["prompt", cursor(workspace), "--workspace", str(workspace), "--fim-order", order]
+    exact = run(codellama_bin, *args, "--model", str(model_path))
+    text = run(codellama_bin, *args)
+    assert exact.returncode == 0 and text.returncode == 0, exact.stderr + text.stderr
+    assert text.stdout == exact.stdout  # plain ASCII code round-trips through the tokenizer
+    assert text.stdout.startswith("<s>▁<PRE>")
+    warnings = [line for line in text.stderr.splitlines() if "untokenized" in line]
+    assert len(warnings) == 1 and "no model" in warnings[0]
+    assert "untokenized" not in exact.stderr
+
+
+def test_context_tokens_flag(codellama_bin: str, workspace: Path) -> None:
+    off = run(
+        codellama_bin,
+        "prompt",
+        cursor(workspace),
+        "--workspace",
+        str(workspace),
+        "--context-tokens",
+        "0",
+    )
+    assert off.returncode == 0, off.stderr
+    assert "# Path:" not in off.stdout and "def parse_config(path" not in off.stdout
+    bad = run(
+        codellama_bin,
+        "prompt",
+        cursor(workspace),
+        "--workspace",
+        str(workspace),
+        "--context-tokens",
+        "-5",
+    )
+    assert bad.returncode == 2 and "--context-tokens" in bad.stderr
+
+
+def test_prompt_for_a_file_outside_the_workspace(
+    codellama_bin: str, workspace: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "scratch" / "script.py"
+    outside.parent.mkdir()
+    outside.write_text("from util import parse_config\n\nparse_config(\n", encoding="utf-8")
+    result = run(codellama_bin, "prompt", f"{outside}:3:14", "--workspace", str(workspace))
+    assert result.returncode == 0, result.stderr
+    assert "# Path:" not in result.stdout
+    assert result.stdout.endswith("▁<MID> from util import parse_config\n\nparse_config(\n")
+
+
+def test_prompt_workspace_errors_are_usage_errors(codellama_bin: str, source: Path) -> None:
+    result = run(codellama_bin, "prompt", f"{source}:1:1", "--workspace", str(source))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"codellama-lsp: error: workspace is not a directory: {source}"
+
+
+def test_complete_uses_workspace_context(
+    codellama_bin: str, model_path: Path, workspace: Path
+) -> None:
+    base = ["complete", cursor(workspace), "--model", str(model_path), "--max-tokens", "4"]
+    with_context = run(codellama_bin, *base, "--workspace", str(workspace))
+    without = run(codellama_bin, *base)
+    assert with_context.returncode == 0 and without.returncode == 0, with_context.stderr
+    assert "util.py:1 (import)" in with_context.stderr
+    tokens = {
+        name: int(r.stderr.split("prompt_tokens=")[1].split()[0])
+        for name, r in (("with", with_context), ("without", without))
+    }
+    assert tokens["with"] > tokens["without"]
+    assert "context_tokens=0 " in without.stderr
+
+
+def _stats(output: str) -> dict[str, str]:
+    pairs = (line.split(": ", 1) for line in output.splitlines())
+    return {name: value for name, value in pairs}
+
+
+def test_index_stats(codellama_bin: str, workspace: Path) -> None:
+    result = run(codellama_bin, "index", str(workspace), "--stats")
+    assert result.returncode == 0, result.stderr
+    stats = _stats(result.stdout)
+    assert list(stats) == ["files", "definitions", "time_s", "memory_mb"]
+    # main.py, util.py, other/legacy.py: not .env, not the gitignored module.
+    assert int(stats["files"]) == 3
+    assert int(stats["definitions"]) == 3  # run and the two parse_config
+    assert 0 < float(stats["time_s"]) < 60
+    assert 0 <= float(stats["memory_mb"]) < 300
+    excluded = run(codellama_bin, "index", str(workspace), "--stats", "--exclude", "other/")
+    assert _stats(excluded.stdout)["files"] == "2"
+
+
+def test_index_lists_files(codellama_bin: str, workspace: Path) -> None:
+    result = run(codellama_bin, "index", str(workspace), "--exclude", "util.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["main.py", "other/legacy.py"]
+
+
+@pytest.mark.parametrize(("name", "message"), [("missing", "not found"), ("file.txt", "not a")])
+def test_index_errors(codellama_bin: str, tmp_path: Path, name: str, message: str) -> None:
+    (tmp_path / "file.txt").write_text("x\n", encoding="utf-8")
+    target = tmp_path / name
+    result = run(codellama_bin, "index", str(target), "--stats")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and message in lines[0] and str(target) in lines[0]

@@ -342,7 +342,13 @@ def test_update_and_remove_keep_lookups_consistent(tmp_path: Path) -> None:
     assert index.update_file(tmp_path.parent / "outside.py", "def x(): pass\n") is False
     (tmp_path / "b.py").unlink()
     index.rescan()
-    assert [d.path for d in index.definitions("shared")] == ["a.py"]  # the disk wins again
+    # A rescan keeps the open document's text for a.py and drops the deleted b.py ...
+    assert index.definitions("shared") == []
+    assert [d.path for d in index.definitions("renamed")] == ["a.py"]
+    # ... until the document is closed and the file is read from disk again.
+    assert index.update_file(tmp_path / "a.py") is True
+    assert [d.path for d in index.definitions("shared")] == ["a.py"]
+    assert index.definitions("renamed") == []
 
 
 def test_updates_from_another_thread_while_reading(tmp_path: Path) -> None:

@@ -90,7 +90,10 @@ class Session:
 
 @contextlib.asynccontextmanager
 async def session(
-    profile: str, options: dict[str, Any] | None = None, args: tuple[str, ...] = ()
+    profile: str,
+    options: dict[str, Any] | None = None,
+    args: tuple[str, ...] = (),
+    root_uri: str = "file:///workspace",
 ) -> AsyncIterator[Session]:
     config = ClientServerConfig(
         server_command=[sys.executable, "-m", "codellama_lsp.server", "--stdio", *args]
@@ -108,7 +111,7 @@ async def session(
             types.InitializeParams(
                 capabilities=client_capabilities(profile),
                 initialization_options=options,
-                root_uri="file:///workspace",
+                root_uri=root_uri,
             )
         )
         s = Session(client, result)

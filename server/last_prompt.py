@@ -1,0 +1,46 @@
+"""``codellama/lastPrompt``: the exact prompt of the latest completion, for inspection.
+
+Editors show it from a "show last prompt" command; the tests use it to check
+what repository context reached the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .app import CodeLlamaServer
+
+METHOD = "codellama/lastPrompt"
+
+
+def codellama_last_prompt(ls: CodeLlamaServer, params: Any) -> dict[str, Any] | None:
+    last = ls.last_prompt
+    if last is None:
+        return None
+    prepared = last.engine.prepare(last.request)
+    return {
+        "uri": last.uri,
+        "position": {"line": last.line, "character": last.character},
+        "prompt": last.engine.render(prepared.tokens),
+        "fimOrder": last.request.fim_order,
+        "promptTokens": last.result.prompt_tokens,
+        "reusedTokens": last.result.reused_tokens,
+        "contextTokens": last.parts.context_tokens,
+        "context": [
+            {
+                "path": chunk.path,
+                "startLine": chunk.start_line,
+                "endLine": chunk.end_line,
+                "source": chunk.source,
+                "name": chunk.name,
+            }
+            for chunk in last.parts.chunks
+        ],
+        "completion": last.result.text,
+        "ttftMs": round(last.result.ttft_ms, 1),
+        "totalMs": round(last.result.total_ms, 1),
+    }
+
+
+def register(ls: CodeLlamaServer) -> None:
+    ls.feature(METHOD)(codellama_last_prompt)
