@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .index import RepositoryIndex
 from .packing import ContextChunk, TokenCounter, estimate_tokens
-from .prompt import fim_input
+from .prompt import fim_input, sticky_prefix_start
 from .retrieval import RecentFile, RetrievalOptions, build_context_chunks
 
 #: Tokens kept free for the FIM control tokens, BOS and rounding.
@@ -27,6 +27,37 @@ class PromptParts:
     suffix: str
     chunks: tuple[ContextChunk, ...] = ()
     context_tokens: int = 0
+    #: Offset in the document where the prefix window starts (kept while it fits).
+    prefix_start: int = 0
+    #: The token budget the context was packed for.
+    context_budget: int = 0
+    #: Whether the context was carried over from the previous request unchanged.
+    context_kept: bool = False
+
+
+#: Chunk sources whose appearance or change makes the context worth rebuilding.
+_MATERIAL_SOURCES = frozenset({"import", "type", "outline"})
+
+
+def _material_key(chunk: ContextChunk) -> tuple[str, str, str]:
+    return (chunk.source, chunk.path, chunk.name if chunk.source != "outline" else "")
+
+
+def context_changed(old: Sequence[ContextChunk], new: Sequence[ContextChunk]) -> bool:
+    """Whether ``new`` differs from ``old`` in a way the model would care about.
+
+    Every change of the context re-evaluates it and everything after it, so it
+    is only replaced when the code now needs a definition or type that the old
+    context lacks, when one it holds was edited, or when the current file's
+    outline changed (the cursor moved to another scope).  Definitions no longer
+    needed and the similar-code snippets from other files, which follow every
+    keystroke, do not count on their own.
+    """
+    held = {_material_key(c): c.text for c in old if c.source in _MATERIAL_SOURCES}
+    for chunk in new:
+        if chunk.source in _MATERIAL_SOURCES and held.get(_material_key(chunk)) != chunk.text:
+            return True
+    return False
 
 
 #: Window sizes are rounded up to this many characters before budgeting, so that
@@ -57,11 +88,21 @@ def assemble(
     recent: Sequence[RecentFile] = (),
     context_tokens: int = 0,
     count_tokens: TokenCounter = estimate_tokens,
+    previous: PromptParts | None = None,
 ) -> PromptParts:
-    """Prefix and suffix windows around ``offset`` plus repository context for ``path``."""
-    fim = fim_input(text, offset, max_prefix_chars, max_suffix_chars)
+    """Prefix and suffix windows around ``offset`` plus repository context for ``path``.
+
+    ``previous`` is the last request's parts for the same document: its prefix
+    window start and its context are kept while they still fit and the context
+    has not changed materially (:func:`context_changed`), so that consecutive
+    prompts share the longest token prefix.
+    """
+    start = sticky_prefix_start(
+        text, offset, max_prefix_chars, previous.prefix_start if previous else None
+    )
+    fim = fim_input(text, offset, max_prefix_chars, max_suffix_chars, start)
     if index is None or path is None or context_tokens <= 0:
-        return PromptParts("", fim.prefix, fim.suffix)
+        return PromptParts("", fim.prefix, fim.suffix, prefix_start=start)
     packed = build_context_chunks(
         index,
         path,
@@ -72,4 +113,21 @@ def assemble(
         count_tokens=count_tokens,
         options=RetrievalOptions(prefix_chars=max_prefix_chars, suffix_chars=max_suffix_chars),
     )
-    return PromptParts(packed.text, fim.prefix, fim.suffix, packed.chunks, packed.tokens)
+    if (
+        previous is not None
+        and previous.context_budget == context_tokens
+        and not context_changed(previous.chunks, packed.chunks)
+    ):
+        return PromptParts(
+            previous.context,
+            fim.prefix,
+            fim.suffix,
+            previous.chunks,
+            previous.context_tokens,
+            start,
+            context_tokens,
+            context_kept=True,
+        )
+    return PromptParts(
+        packed.text, fim.prefix, fim.suffix, packed.chunks, packed.tokens, start, context_tokens
+    )

@@ -43,10 +43,38 @@ def suffix_window(text: str, offset: int, max_chars: int) -> str:
     return text[offset : cut + 1]
 
 
-def fim_input(text: str, offset: int, max_prefix_chars: int, max_suffix_chars: int) -> FimInput:
+def sticky_prefix_start(text: str, offset: int, max_chars: int, previous: int | None) -> int:
+    """Where the prefix window starts: where it started last time, while that still fits.
+
+    A window that starts at the same place on every keystroke keeps the prompt's
+    token prefix (and llama.cpp's KV cache) intact; a window that slid with the
+    cursor would change its first line, and so every token after it, each time a
+    line scrolled out.  A new start is chosen at three quarters of ``max_chars``
+    so the window can grow by a quarter before it has to move again.
+    """
+    line_start = text.rfind("\n", 0, offset) + 1
+    if (
+        previous is not None
+        and 0 <= previous <= line_start
+        and (previous == 0 or text[previous - 1] == "\n")
+        and offset - previous <= max_chars
+    ):
+        return previous
+    return offset - len(prefix_window(text, offset, max_chars * 3 // 4))
+
+
+def fim_input(
+    text: str,
+    offset: int,
+    max_prefix_chars: int,
+    max_suffix_chars: int,
+    prefix_start: int | None = None,
+) -> FimInput:
+    """The windows around ``offset``; ``prefix_start`` (a line start) fixes the prefix's start."""
     if not 0 <= offset <= len(text):
         raise ValueError(f"offset {offset} outside text of length {len(text)}")
+    prefix = text[prefix_start:offset] if prefix_start is not None else None
     return FimInput(
-        prefix_window(text, offset, max_prefix_chars),
+        prefix if prefix is not None else prefix_window(text, offset, max_prefix_chars),
         suffix_window(text, offset, max_suffix_chars),
     )

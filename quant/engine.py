@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,12 @@ class CompletionRequest:
     suffix: str
     max_tokens: int = 128
     fim_order: str = "spm"
-    #: Repository context, written before the prefix (dropped first when space runs out).
+    #: Repository context, written before the FIM tokens (dropped first when space runs out).
     context: str = ""
+    #: Generation stops after this long (milliseconds from the request; 0: no limit).
+    time_budget_ms: float = 0.0
+    #: Prompt-lookup decoding: tokens guessed per step from n-grams of the prompt (0: off).
+    prompt_lookup: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,10 +59,15 @@ class CompletionResult:
     prompt_tokens: int
     reused_tokens: int
     generated_tokens: int
-    stop_reason: str  # "eot", "eos", "max_tokens", "context_full", "cancelled"
+    #: "eot", "eos", "stop_rule", "max_tokens", "time_budget", "context_full", "cancelled"
+    stop_reason: str
     tokenize_ms: float
     ttft_ms: float
     total_ms: float
+    context_tokens: int = 0
+    #: Prompt-lookup decoding: guessed tokens checked, and how many the model agreed with.
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,12 @@ class PreparedPrompt:
     tokens: list[int]
     prefix: str
     suffix: str
+    #: Tokens of repository context at the start (0 when it was dropped to fit).
+    context_tokens: int = 0
+
+
+#: Called with the text generated so far; returns how much to keep once complete, else None.
+StopRule = Callable[[str], int | None]
 
 
 def _check_file(path: Path) -> None:
@@ -226,12 +242,12 @@ class Engine:
                 f"n_ctx {self.config.n_ctx} leaves no room for a prompt with "
                 f"max_tokens {request.max_tokens}"
             )
-        prefix, suffix = request.context + request.prefix, request.suffix
+        prefix, suffix = request.prefix, request.suffix
+        context_ids = self.tokenize_prefix(request.context)
         prefix_ids = self.tokenize_prefix(prefix)
         suffix_ids = self.tokenize_suffix(suffix)
-        if request.context and len(prefix_ids) + len(suffix_ids) > budget:
-            prefix = request.prefix  # the context is the least necessary part
-            prefix_ids = self.tokenize_prefix(prefix)
+        if context_ids and len(context_ids) + len(prefix_ids) + len(suffix_ids) > budget:
+            context_ids = []  # the context is the least necessary part
         if len(prefix_ids) + len(suffix_ids) > budget:
             # The suffix gets at most a quarter of the room; the prefix the rest.
             suffix = fim.fit_suffix(
@@ -242,8 +258,8 @@ class Engine:
             prefix_ids = self.tokenize_prefix(prefix)
             if len(prefix_ids) + len(suffix_ids) > budget:
                 prefix_ids = prefix_ids[len(prefix_ids) + len(suffix_ids) - budget :]
-        tokens = fim.assemble(self.fim, prefix_ids, suffix_ids, request.fim_order)
-        return PreparedPrompt(tokens, prefix, suffix)
+        tokens = fim.assemble(self.fim, prefix_ids, suffix_ids, request.fim_order, context_ids)
+        return PreparedPrompt(tokens, prefix, suffix, len(context_ids))
 
     def _count_prefix(self, text: str) -> int:
         return len(self.tokenize_prefix(text))
@@ -254,83 +270,177 @@ class Engine:
     # -- generation -------------------------------------------------------
 
     def complete(
-        self, request: CompletionRequest, cancel: threading.Event | None = None
+        self,
+        request: CompletionRequest,
+        cancel: threading.Event | None = None,
+        stop: StopRule | None = None,
     ) -> CompletionResult:
-        """Greedy FIM generation until ``▁<EOT>``/EOS, max tokens or cancellation."""
+        """Greedy FIM generation until ``▁<EOT>``/EOS, a stop rule, the limits or cancellation.
+
+        ``stop`` sees the text generated so far after every token and answers how
+        much of it to keep when the suggestion is complete (None: go on).
+        """
         cancel = cancel or threading.Event()
         started = time.perf_counter()
         with self._lock:
             locked = time.perf_counter()
             prepared = self.prepare(request)
             tokenized = time.perf_counter()
-            return self._generate(request, prepared.tokens, cancel, started, locked, tokenized)
+            return _Generation(self, request, prepared, cancel, stop, started, locked).run(
+                tokenized
+            )
 
-    def _generate(
+
+class _Generation:
+    """One greedy decode; holds the engine lock for its whole life."""
+
+    def __init__(
         self,
+        engine: Engine,
         request: CompletionRequest,
-        tokens: list[int],
+        prepared: PreparedPrompt,
         cancel: threading.Event,
+        stop: StopRule | None,
         started: float,
         locked: float,
-        tokenized: float,
-    ) -> CompletionResult:
-        llm = self._llm
+    ) -> None:
+        self.engine = engine
+        self.llm = engine._llm
+        self.request = request
+        self.tokens = prepared.tokens
+        self.context_tokens = prepared.context_tokens
+        self.cancel = cancel
+        self.stop = stop
+        self.started = started
+        self.locked = locked
+        budget = request.time_budget_ms
+        self.deadline = started + budget / 1000 if budget > 0 else None
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.text = ""
+        self.keep: int | None = None
+        self.generated = 0
+        self.drafted = 0
+        self.accepted = 0
+        self.ttft = 0.0
+        self.stop_reason = "cancelled"
+
+    def run(self, tokenized: float) -> CompletionResult:
+        llm = self.llm
+        tokens = self.tokens
         cached = llm.input_ids[: llm.n_tokens]
         reused = _common_prefix(cached, tokens)
         # The last prompt token is always evaluated: its logits start decoding.
         reused = min(reused, len(tokens) - 1)
         llm.n_tokens = reused
-        stop_reason = "cancelled"
-        ttft = 0.0
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        parts: list[str] = []
-        generated = 0
         try:
-            batch = self.config.n_batch
+            batch = self.engine.config.n_batch
             rest = tokens[reused:]
             for i in range(0, len(rest), batch):
-                if cancel.is_set():
+                if self.cancel.is_set():
                     break
                 llm.eval(rest[i : i + batch])
             else:
-                stop_reason = "max_tokens"
-                n_ctx = self.config.n_ctx
-                while generated < request.max_tokens:
-                    if cancel.is_set():
-                        stop_reason = "cancelled"
-                        break
-                    logits = np.ctypeslib.as_array(
-                        llm._ctx.get_logits_ith(-1), shape=(self._n_vocab,)
-                    )
-                    token = int(np.argmax(logits))
-                    if not ttft:
-                        ttft = time.perf_counter()
-                    if token == self.fim.eot:
-                        stop_reason = "eot"
-                        break
-                    if token == self.fim.eos:
-                        stop_reason = "eos"
-                        break
-                    generated += 1
-                    parts.append(decoder.decode(self.piece(token)))
-                    if generated >= request.max_tokens:
-                        break
-                    if llm.n_tokens >= n_ctx:
-                        stop_reason = "context_full"
-                        break
-                    llm.eval([token])
+                self._decode()
         except RuntimeError as exc:
             # A failed decode leaves the cache in an unknown state.
             llm.n_tokens = 0
             raise InferenceError(f"llama.cpp failed during generation: {exc}") from exc
         now = time.perf_counter()
+        text = self.text if self.keep is None else self.text[: self.keep]
         return CompletionResult(
-            text="".join(parts),
+            text=text,
             prompt_tokens=len(tokens),
             reused_tokens=reused,
-            generated_tokens=generated,
-            stop_reason=stop_reason,
-            tokenize_ms=(tokenized - locked) * 1000,
-            ttft_ms=((ttft or now) - started) * 1000,
-            total_ms=(now - started) * 1000,
+            generated_tokens=self.generated,
+            stop_reason=self.stop_reason,
+            tokenize_ms=(tokenized - self.locked) * 1000,
+            ttft_ms=((self.ttft or now) - self.started) * 1000,
+            total_ms=(now - self.started) * 1000,
+            context_tokens=self.context_tokens,
+            drafted_tokens=self.drafted,
+            accepted_tokens=self.accepted,
         )
+
+    def _argmax(self, index: int) -> int:
+        logits = np.ctypeslib.as_array(
+            self.llm._ctx.get_logits_ith(index), shape=(self.engine._n_vocab,)
+        )
+        return int(np.argmax(logits))
+
+    def _emit(self, token: int) -> bool:
+        """Take one generated token; True when generation must end with it."""
+        if not self.ttft:
+            self.ttft = time.perf_counter()
+        fim_tokens = self.engine.fim
+        if token == fim_tokens.eot:
+            self.stop_reason = "eot"
+            return True
+        if token == fim_tokens.eos:
+            self.stop_reason = "eos"
+            return True
+        self.generated += 1
+        self.text += self.decoder.decode(self.engine.piece(token))
+        if self.stop is not None:
+            keep = self.stop(self.text)
+            if keep is not None:
+                self.keep = keep
+                self.stop_reason = "stop_rule"
+                return True
+        if self.generated >= self.request.max_tokens:
+            self.stop_reason = "max_tokens"
+            return True
+        if self.cancel.is_set():
+            self.stop_reason = "cancelled"
+            return True
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.stop_reason = "time_budget"
+            return True
+        return False
+
+    def _decode(self) -> None:
+        llm = self.llm
+        n_ctx = self.engine.config.n_ctx
+        lookup: Callable[[np.ndarray], np.ndarray] | None = None
+        if self.request.prompt_lookup > 0:
+            from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+            lookup = LlamaPromptLookupDecoding(
+                max_ngram_size=3, num_pred_tokens=self.request.prompt_lookup
+            )
+        if self.cancel.is_set():
+            return
+        token = self._argmax(-1)
+        while not self._emit(token):
+            if llm.n_tokens >= n_ctx:
+                self.stop_reason = "context_full"
+                return
+            room = min(n_ctx - llm.n_tokens - 1, self.request.max_tokens - self.generated - 1)
+            draft: list[int] = []
+            if lookup is not None and room > 0:
+                history = np.append(llm.input_ids[: llm.n_tokens], token).astype(np.intc)
+                draft = [int(t) for t in lookup(history)[:room]]
+            if not draft:
+                llm.eval([token])
+                token = self._argmax(-1)
+                continue
+            # Prompt-lookup decoding: evaluate the token and a guessed continuation
+            # copied from the prompt in one batch, keep the guesses the model agrees with.
+            n_past = llm.n_tokens
+            batch = [token, *draft]
+            self.drafted += len(draft)
+            llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+            llm._batch.set_batch(batch=batch, n_past=n_past, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            llm.input_ids[n_past : n_past + len(batch)] = batch
+            agreed = 0
+            token = self._argmax(0)
+            while agreed < len(draft) and token == draft[agreed]:
+                if self._emit(token):
+                    llm.n_tokens = n_past + agreed + 1
+                    self.accepted += agreed + 1
+                    return
+                agreed += 1
+                token = self._argmax(agreed)
+            self.accepted += agreed
+            # Only the token and the agreed guesses stay in the KV cache.
+            llm.n_tokens = n_past + agreed + 1

@@ -8,7 +8,7 @@ the suffix without it, as Code Llama's reference infilling code does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import ModelFormatError
@@ -26,17 +26,27 @@ class FimTokens:
     eot: int
 
 
-def assemble(fim: FimTokens, prefix_ids: list[int], suffix_ids: list[int], order: str) -> list[int]:
+def assemble(
+    fim: FimTokens,
+    prefix_ids: list[int],
+    suffix_ids: list[int],
+    order: str,
+    context_ids: Sequence[int] = (),
+) -> list[int]:
     """The prompt token list.
 
-    PSM: ``<s> ▁<PRE> prefix ▁<SUF> suffix ▁<MID>``.
-    SPM: ``<s> ▁<PRE> ▁<SUF> suffix ▁<MID> prefix`` -- the text being typed is
+    PSM: ``<s> context ▁<PRE> prefix ▁<SUF> suffix ▁<MID>``.
+    SPM: ``<s> context ▁<PRE> ▁<SUF> suffix ▁<MID> prefix`` -- the text being typed is
     last, so a keystroke only appends tokens and the KV cache keeps the rest.
+
+    Repository context goes first, before the FIM tokens (where llama.cpp's own
+    ``/infill`` puts its ``input_extra``): it is chosen per file and changes
+    rarely, so moving the cursor re-evaluates only the suffix and prefix.
     """
     if order == "psm":
-        return [fim.bos, fim.prefix, *prefix_ids, fim.suffix, *suffix_ids, fim.middle]
+        return [fim.bos, *context_ids, fim.prefix, *prefix_ids, fim.suffix, *suffix_ids, fim.middle]
     if order == "spm":
-        return [fim.bos, fim.prefix, fim.suffix, *suffix_ids, fim.middle, *prefix_ids]
+        return [fim.bos, *context_ids, fim.prefix, fim.suffix, *suffix_ids, fim.middle, *prefix_ids]
     raise ValueError(f"unknown FIM order {order!r}; expected one of {FIM_ORDERS}")
 
 

@@ -8,8 +8,9 @@ The weights are random, except that the residual stream of each block is kept
 close to the token embedding and the output matrix is biased so that the model
 behaves as a fixed bigram table: after ``▁<MID>`` it writes `` return a + b``
 then ``▁<EOT>``; after ``▁loop`` it writes ``▁loop`` forever (for max-token
-tests); after any other token it writes ``▁pass`` and then ``▁<EOT>``.  That
-makes end-to-end tests exact while llama.cpp still runs every layer for real.
+tests); after ``▁cycle`` it goes round ``LONG_CYCLE`` (for cancellation tests);
+after any other token it writes ``▁pass`` and then ``▁<EOT>``.  That makes
+end-to-end tests exact while llama.cpp still runs every layer for real.
 """
 
 from __future__ import annotations
@@ -47,6 +48,21 @@ CODE_LLAMA_EXTRA_TOKENS: tuple[str, ...] = (
 PRE_ID, SUF_ID, MID_ID, EOT_ID = 32007, 32008, 32009, 32010
 VOCAB_MEMBER = "vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf"
 SCRIPTED_COMPLETION = " return a + b"
+#: After ``▁cycle`` the model writes these words round and round: a generation
+#: that runs to max tokens without tripping the short-repetition stop rules.
+LONG_CYCLE: tuple[str, ...] = (
+    "▁cycle",
+    "▁through",
+    "▁every",
+    "▁item",
+    "▁of",
+    "▁the",
+    "▁whole",
+    "▁list",
+    "▁again",
+)
+#: Bumped when the scripted behaviour changes, so cached test models are rewritten.
+SCRIPT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -185,6 +201,8 @@ def write_model(
             follow(a, b)
         follow("▁pass", EOT_ID)
     follow("▁loop", "▁loop")
+    for a, b in itertools.pairwise(LONG_CYCLE + LONG_CYCLE[:1]):
+        follow(a, b)
 
     writer = gguf.GGUFWriter(str(out), "llama")
     writer.add_name("codellama-lsp synthetic " + ("7B-shaped" if e == 4096 else "tiny"))
@@ -262,7 +280,9 @@ def ensure_model(
     """Path of a generated model, writing it on first use."""
     cache_dir = cache_dir or default_cache_dir()
     suffix = "" if with_fim else "-nofim"
-    path = cache_dir / f"codellama-synthetic-{name}{suffix}-{_llama_cpp_version()}.gguf"
+    path = cache_dir / (
+        f"codellama-synthetic-{name}{suffix}-s{SCRIPT_VERSION}-{_llama_cpp_version()}.gguf"
+    )
     if path.exists():
         return path
     vocab = fetch_llama_vocab(cache_dir)

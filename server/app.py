@@ -20,6 +20,7 @@ from pygls.protocol import LanguageServerProtocol
 from codellama_lsp.context.assemble import PromptParts
 from codellama_lsp.context.documents import DocumentStore
 from codellama_lsp.context.index import RepositoryIndex
+from codellama_lsp.context.reuse import ShownSuggestion, SuggestionCache
 from codellama_lsp.context.watcher import WorkspaceWatcher
 from codellama_lsp.context.workspace import WorkspaceOptions
 from codellama_lsp.quant.engine import CompletionRequest, CompletionResult, Engine, EngineConfig
@@ -154,6 +155,18 @@ class CodeLlamaServer(LanguageServer):
         self.recent: OrderedDict[str, None] = OrderedDict()
         self.index_updates: dict[str, asyncio.TimerHandle] = {}
         self.last_prompt: LastPrompt | None = None
+        #: Per document: the last prompt's parts (sticky windows, kept context) and the
+        #: suggestion shown last (typed-through answers).
+        self.prompt_parts: dict[str, PromptParts] = {}
+        self.shown: dict[str, ShownSuggestion] = {}
+        self.suggestion_cache = SuggestionCache(self.settings.cache_size)
+        #: How completions were answered: "model", "typed_through", "cache", "superseded".
+        self.answer_counts: dict[str, int] = {
+            "model": 0,
+            "typed_through": 0,
+            "cache": 0,
+            "superseded": 0,
+        }
 
     @property
     def strict_protocol(self) -> CodeLlamaProtocol:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from codellama_lsp.context.assemble import PromptParts, assemble, auto_context_budget
 from codellama_lsp.context.documents import UTF32, Document, Position
@@ -243,12 +245,11 @@ def untokenized_prompt(request: CompletionRequest) -> str:
     prefix, none before the suffix; the engine's trimming to ``n_ctx`` is not
     applied.
     """
-    prefix = request.context + request.prefix
-    if prefix:
-        prefix = " " + prefix
+    prefix = " " + request.prefix if request.prefix else ""
+    context = " " + request.context if request.context else ""
     if request.fim_order == "psm":
-        return f"<s>▁<PRE>{prefix}▁<SUF>{request.suffix}▁<MID>"
-    return f"<s>▁<PRE>▁<SUF>{request.suffix}▁<MID>{prefix}"
+        return f"<s>{context}▁<PRE>{prefix}▁<SUF>{request.suffix}▁<MID>"
+    return f"<s>{context}▁<PRE>▁<SUF>{request.suffix}▁<MID>{prefix}"
 
 
 def _engine(args: argparse.Namespace, settings: Settings) -> Engine:
@@ -334,13 +335,29 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def private_protocol_stdout() -> BinaryIO:
+    """A stdout of the protocol's own; file descriptor 1 then points at stderr.
+
+    llama-cpp-python points fd 1 at /dev/null while it loads a model (on a
+    worker thread), and native code may print to fd 1: either would swallow or
+    corrupt the JSON-RPC messages the event loop writes meanwhile.  Anything
+    else that writes to stdout (print, C libraries, child processes) lands in
+    stderr instead.
+    """
+    sys.stdout.flush()
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(protocol_fd, "wb")
+
+
 def serve(args: argparse.Namespace) -> int:
     from .app import CodeLlamaServer
     from .features import register_all
 
     ls = CodeLlamaServer(model_override=args.model, max_tokens_override=args.max_tokens)
     register_all(ls)
-    ls.start_io()
+    ls.start_io(stdin=sys.stdin.buffer, stdout=private_protocol_stdout())
     # exit after shutdown is a clean stop (0); exit without it, or a closed
     # stdin, is not (1), as the LSP specification asks.
     return 0 if ls.protocol._shutdown else 1

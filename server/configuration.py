@@ -25,6 +25,11 @@ async def workspace_did_change_configuration(
     # Settings are parsed from the defaults, not layered on the old values, so a
     # key the user removed goes back to its default.
     ls.settings, warnings = parse_settings(raw)
+    ls.suggestion_cache.resize(ls.settings.cache_size)
+    # The settings may change what a prompt produces: forget what was shown.
+    ls.suggestion_cache.clear()
+    ls.shown.clear()
+    ls.prompt_parts.clear()
     for warning in warnings:
         ls.notify(f"codellama-lsp: {warning}", types.MessageType.Warning)
     await asyncio.gather(ensure_engine(ls), ensure_index(ls))

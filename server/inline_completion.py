@@ -12,7 +12,11 @@ async def text_document_inline_completion(
     ls: CodeLlamaServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
     suggestion = await suggest(
-        ls, types.TEXT_DOCUMENT_INLINE_COMPLETION, params.text_document.uri, params.position
+        ls,
+        types.TEXT_DOCUMENT_INLINE_COMPLETION,
+        params.text_document.uri,
+        params.position,
+        invoked=params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked,
     )
     if suggestion is None:
         return types.InlineCompletionList(items=[])

@@ -14,9 +14,10 @@ METHOD = "codellama/lastPrompt"
 
 
 def codellama_last_prompt(ls: CodeLlamaServer, params: Any) -> dict[str, Any] | None:
+    """The latest model prompt, and how many completions were answered which way."""
     last = ls.last_prompt
     if last is None:
-        return None
+        return {"answers": dict(ls.answer_counts)}
     prepared = last.engine.prepare(last.request)
     return {
         "uri": last.uri,
@@ -25,7 +26,13 @@ def codellama_last_prompt(ls: CodeLlamaServer, params: Any) -> dict[str, Any] | 
         "fimOrder": last.request.fim_order,
         "promptTokens": last.result.prompt_tokens,
         "reusedTokens": last.result.reused_tokens,
-        "contextTokens": last.parts.context_tokens,
+        "contextTokens": last.result.context_tokens,
+        "contextKept": last.parts.context_kept,
+        "evaluatedTokens": last.result.prompt_tokens - last.result.reused_tokens,
+        "generatedTokens": last.result.generated_tokens,
+        "draftedTokens": last.result.drafted_tokens,
+        "acceptedTokens": last.result.accepted_tokens,
+        "stopReason": last.result.stop_reason,
         "context": [
             {
                 "path": chunk.path,
@@ -39,6 +46,7 @@ def codellama_last_prompt(ls: CodeLlamaServer, params: Any) -> dict[str, Any] | 
         "completion": last.result.text,
         "ttftMs": round(last.result.ttft_ms, 1),
         "totalMs": round(last.result.total_ms, 1),
+        "answers": dict(ls.answer_counts),
     }
 
 

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 def initialize(ls: CodeLlamaServer, params: types.InitializeParams) -> None:
     ls.settings, ls.pending_warnings = parse_settings(params.initialization_options)
+    ls.suggestion_cache.resize(ls.settings.cache_size)
     encoding = str(ls.workspace.position_encoding or UTF16)
     ls.documents.encoding = encoding if encoding in ENCODINGS else UTF16
     client = params.client_info.name if params.client_info else "unknown client"

@@ -14,6 +14,8 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from codellama_lsp.context.assemble import PromptParts, assemble, auto_context_budget
 from codellama_lsp.context.documents import Position
 from codellama_lsp.context.errors import PositionOutOfRangeError
+from codellama_lsp.context.postprocess import StopChecker, decide_policy, finalize
+from codellama_lsp.context.reuse import ShownSuggestion, typed_through
 from codellama_lsp.quant.engine import CompletionRequest, CompletionResult
 from codellama_lsp.quant.errors import ModelError
 
@@ -37,9 +39,18 @@ class Suggestion:
 
 
 async def suggest(
-    ls: CodeLlamaServer, method: str, uri: str, position: types.Position
+    ls: CodeLlamaServer,
+    method: str,
+    uri: str,
+    position: types.Position,
+    *,
+    invoked: bool = False,
 ) -> Suggestion | None:
-    """The model's suggestion at ``position``, or None when there is none to show."""
+    """The model's suggestion at ``position``, or None when there is none to show.
+
+    ``invoked``: the user asked explicitly (a key binding, not typing), so the
+    answer is built from a fresh prompt, not from the suggestion on screen.
+    """
     started = time.perf_counter()
     request_id = ls.protocol.msg_id
     doc = ls.documents.get(uri)
@@ -57,6 +68,61 @@ async def suggest(
     text = doc.text  # the text the offset belongs to, whatever arrives while we wait
     if not ls.settings.enable:
         return None
+
+    # A newer request for the same document supersedes older work at once, even
+    # one that is answered without the model.
+    previous = ls.in_flight.get(uri)
+    if previous is not None:
+        previous.cancel.set()
+    mine = InFlight(request_id)
+    ls.in_flight[uri] = mine
+    try:
+        return await _answer(
+            ls, method, uri, doc.language_id, text, offset, cursor, mine, started, invoked
+        )
+    finally:
+        if ls.in_flight.get(uri) is mine:
+            del ls.in_flight[uri]
+
+
+def _count(ls: CodeLlamaServer, source: str) -> None:
+    ls.answer_counts[source] = ls.answer_counts.get(source, 0) + 1
+
+
+async def _answer(
+    ls: CodeLlamaServer,
+    method: str,
+    uri: str,
+    language: str,
+    text: str,
+    offset: int,
+    cursor: Position,
+    mine: InFlight,
+    started: float,
+    invoked: bool,
+) -> Suggestion | None:
+    request_id = mine.request_id
+    position = types.Position(cursor.line, cursor.character)
+    remainder = None if invoked else typed_through(ls.shown.get(uri), text, offset)
+    if remainder is not None:
+        ls.shown[uri] = ShownSuggestion(text, offset, remainder)
+        _count(ls, "typed_through")
+        log.info(
+            "%s id=%s source=typed_through total_ms=%.2f",
+            method,
+            request_id,
+            (time.perf_counter() - started) * 1000,
+        )
+        return Suggestion(remainder, position)
+    ls.shown.pop(uri, None)
+
+    settings = ls.settings
+    if settings.debounce_ms > 0:
+        await asyncio.sleep(settings.debounce_ms / 1000)
+        if mine.cancel.is_set():
+            _count(ls, "superseded")
+            log.info("%s id=%s superseded while debouncing", method, request_id)
+            return None
     if ls.engine is None and ls.engine_loading is not None:
         # The first keystrokes after start wait for the model instead of
         # getting nothing; a cancel from the client ends the wait.
@@ -67,7 +133,6 @@ async def suggest(
         log.info("%s id=%s: no model loaded (%s)", method, request_id, ls.engine_error or "none")
         return None
 
-    settings = ls.settings
     max_tokens = ls.effective_max_tokens()
     index = ls.index if settings.context_enable else None
     context_tokens = settings.context_max_tokens
@@ -78,13 +143,17 @@ async def suggest(
             min(settings.max_prefix_chars, offset),
             min(settings.max_suffix_chars, len(text) - offset),
         )
+    if index is None:
+        context_tokens = 0
     path = uri_path(uri)
     recent = recent_files(ls, uri) if index is not None else []
+    previous_parts = ls.prompt_parts.get(uri)
+    cache = ls.suggestion_cache
 
     def count_tokens(chunk: str) -> int:
         return len(engine.tokenize_suffix(chunk))
 
-    def work() -> tuple[PromptParts, CompletionRequest, float, CompletionResult]:
+    def work() -> _Work:
         # Retrieval and packing run here, off the loop, like the model call.
         build_started = time.perf_counter()
         parts = assemble(
@@ -97,6 +166,7 @@ async def suggest(
             recent=recent,
             context_tokens=context_tokens,
             count_tokens=count_tokens,
+            previous=previous_parts,
         )
         request = CompletionRequest(
             prefix=parts.prefix,
@@ -104,48 +174,95 @@ async def suggest(
             context=parts.context,
             max_tokens=max_tokens,
             fim_order=settings.fim_order,
+            time_budget_ms=settings.time_budget_ms,
+            prompt_lookup=settings.prompt_lookup,
         )
+        policy = decide_policy(
+            parts.prefix, parts.suffix, language=language, max_lines=settings.max_lines
+        )
+        key = (engine.config.model_path, id(engine), request, policy)
+        found, cached = cache.get(key)
         build_ms = (time.perf_counter() - build_started) * 1000
-        return parts, request, build_ms, engine.complete(request, mine.cancel)
+        if found:
+            return _Work(parts, request, build_ms, None, cached)
+        checker = StopChecker(policy, parts.prefix, parts.suffix)
+        result = engine.complete(request, mine.cancel, stop=checker.check)
+        generated = result.text
+        if result.stop_reason == "time_budget" and policy.multiline and "\n" in generated:
+            generated = generated[: generated.rfind("\n")]  # only complete lines
+        final = None
+        if result.stop_reason != "cancelled":
+            final = finalize(generated, policy, parts.prefix, parts.suffix)
+            if result.stop_reason != "time_budget":
+                cache.put(key, final)
+        return _Work(parts, request, build_ms, result, final)
 
-    # A newer request for the same document supersedes older work.
-    previous = ls.in_flight.get(uri)
-    if previous is not None:
-        previous.cancel.set()
-    mine = InFlight(request_id)
-    ls.in_flight[uri] = mine
     try:
-        parts, request, build_ms, result = await run_off_loop(work, name=f"complete-{request_id}")
+        done = await run_off_loop(work, name=f"complete-{request_id}")
     except asyncio.CancelledError:
         mine.cancel.set()  # $/cancelRequest: stop the worker between tokens
         log.info("%s id=%s cancelled by the client", method, request_id)
         raise
     except ModelError as exc:
         raise JsonRpcRequestFailed(str(exc)) from exc
-    finally:
-        if ls.in_flight.get(uri) is mine:
-            del ls.in_flight[uri]
-    ls.last_prompt = LastPrompt(uri, cursor.line, cursor.character, parts, request, result, engine)
-
+    parts, result = done.parts, done.result
+    ls.prompt_parts[uri] = parts
     total_ms = (time.perf_counter() - started) * 1000
-    log.info(
-        "%s id=%s prompt_tokens=%d context_tokens=%d context_chunks=%d reused_tokens=%d "
-        "evaluated_tokens=%d generated_tokens=%d build_prompt_ms=%.1f ttft_ms=%.1f "
-        "total_ms=%.1f stop=%s",
-        method,
-        request_id,
-        result.prompt_tokens,
-        parts.context_tokens,
-        len(parts.chunks),
-        result.reused_tokens,
-        result.prompt_tokens - result.reused_tokens,
-        result.generated_tokens,
-        build_ms + result.tokenize_ms,
-        # From the request's arrival, not the engine's start: waits count too.
-        total_ms - result.total_ms + result.ttft_ms,
-        total_ms,
-        result.stop_reason,
-    )
-    if result.stop_reason == "cancelled" or not result.text.strip():
+    if result is None:
+        _count(ls, "cache")
+        log.info(
+            "%s id=%s source=cache build_prompt_ms=%.1f total_ms=%.1f",
+            method,
+            request_id,
+            done.build_ms,
+            total_ms,
+        )
+    else:
+        ls.last_prompt = LastPrompt(
+            uri,
+            cursor.line,
+            cursor.character,
+            parts,
+            done.request,
+            result,
+            engine,
+        )
+        _count(ls, "superseded" if result.stop_reason == "cancelled" else "model")
+        log.info(
+            "%s id=%s source=model prompt_tokens=%d context_tokens=%d context_chunks=%d "
+            "context_kept=%s reused_tokens=%d evaluated_tokens=%d generated_tokens=%d "
+            "drafted_tokens=%d accepted_tokens=%d build_prompt_ms=%.1f ttft_ms=%.1f "
+            "total_ms=%.1f stop=%s",
+            method,
+            request_id,
+            result.prompt_tokens,
+            result.context_tokens,
+            len(parts.chunks),
+            parts.context_kept,
+            result.reused_tokens,
+            result.prompt_tokens - result.reused_tokens,
+            result.generated_tokens,
+            result.drafted_tokens,
+            result.accepted_tokens,
+            done.build_ms + result.tokenize_ms,
+            # From the request's arrival, not the engine's start: waits count too.
+            total_ms - result.total_ms + result.ttft_ms,
+            total_ms,
+            result.stop_reason,
+        )
+        if result.stop_reason == "cancelled":
+            return None
+    if done.suggestion is None or mine.cancel.is_set():
         return None
-    return Suggestion(result.text, types.Position(cursor.line, cursor.character))
+    ls.shown[uri] = ShownSuggestion(text, offset, done.suggestion)
+    return Suggestion(done.suggestion, position)
+
+
+@dataclass(frozen=True)
+class _Work:
+    parts: PromptParts
+    request: CompletionRequest
+    build_ms: float
+    #: None when the suggestion came from the cache.
+    result: CompletionResult | None
+    suggestion: str | None

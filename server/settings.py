@@ -118,6 +118,59 @@ SCHEMA: tuple[SettingSpec, ...] = (
         maximum=1_000_000,
     ),
     SettingSpec(
+        "completion.maxLines",
+        "max_lines",
+        int,
+        12,
+        "Most lines in a multi-line suggestion. Suggestions are multi-line only on an empty "
+        "line or after a block opener (`:`, `{`, `=>`, `then`...), single-line elsewhere, and "
+        "end where the generated code leaves the cursor's block.",
+        minimum=1,
+        maximum=200,
+    ),
+    SettingSpec(
+        "completion.timeBudgetMs",
+        "time_budget_ms",
+        int,
+        3000,
+        "Generation stops after this many milliseconds and shows what it has (a "
+        "multi-line suggestion is cut at its last complete line). 0: no limit.",
+        minimum=0,
+        maximum=600_000,
+    ),
+    SettingSpec(
+        "completion.debounceMs",
+        "debounce_ms",
+        int,
+        0,
+        "Wait this long after a keystroke before starting the model; a newer keystroke in "
+        "the meantime replaces the request without any model work. Requests superseded "
+        "while running always stop between two generated tokens.",
+        minimum=0,
+        maximum=5000,
+    ),
+    SettingSpec(
+        "completion.promptLookup",
+        "prompt_lookup",
+        int,
+        0,
+        "Prompt-lookup decoding: guess up to this many tokens per step by copying what "
+        "followed the same n-gram in the prompt, and keep those the model agrees with "
+        "(identical output, fewer decode steps when code repeats). 0 turns it off.",
+        minimum=0,
+        maximum=64,
+    ),
+    SettingSpec(
+        "completion.cacheSize",
+        "cache_size",
+        int,
+        256,
+        "Suggestions remembered per prompt (least recently used dropped first), so "
+        "returning to the same text answers without model work. 0 turns it off.",
+        minimum=0,
+        maximum=100_000,
+    ),
+    SettingSpec(
         "context.enable",
         "context_enable",
         bool,
@@ -170,6 +223,11 @@ class Settings:
     max_tokens: int = 128
     max_prefix_chars: int = 12000
     max_suffix_chars: int = 3000
+    max_lines: int = 12
+    time_budget_ms: int = 3000
+    debounce_ms: int = 0
+    prompt_lookup: int = 0
+    cache_size: int = 256
     context_enable: bool = True
     context_max_tokens: int = -1
     context_exclude: tuple[str, ...] = ()
@@ -300,7 +358,20 @@ def settings_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
+def update_readme(path: str) -> None:
+    """Rewrite the settings table between the README's markers."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    head, rest = text.split("<!-- settings:start -->\n", 1)
+    _, tail = rest.split("<!-- settings:end -->", 1)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{head}<!-- settings:start -->\n{settings_markdown()}<!-- settings:end -->{tail}")
+
+
 if __name__ == "__main__":
     import sys
 
-    sys.stdout.write(settings_markdown())
+    if sys.argv[1:2] == ["--readme"]:
+        update_readme(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    else:
+        sys.stdout.write(settings_markdown())

@@ -61,6 +61,8 @@ def text_document_did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocum
     if in_flight is not None:
         in_flight.cancel.set()
     ls.documents.close(uri)
+    ls.prompt_parts.pop(uri, None)
+    ls.shown.pop(uri, None)
     document_closed(ls, uri)
 
 

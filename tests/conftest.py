@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,25 @@ def codellama_bin() -> str:
     found = str(beside) if beside.exists() else shutil.which("codellama-lsp")
     assert found, "the codellama-lsp console script is not installed"
     return found
+
+
+#: No single test may take longer; a hang fails one test instead of the whole run.
+TEST_TIMEOUT_S = 300
+
+
+@pytest.fixture(autouse=True)
+def _test_timeout() -> Iterator[None]:
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"test ran past {TEST_TIMEOUT_S} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(TEST_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

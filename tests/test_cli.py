@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,8 +174,11 @@ def test_prompt_with_workspace_shows_the_imported_signature(
     assert "# Path: util.py\n" in prompt
     assert "def parse_config(path: str, strict: bool = False) -> dict[str, str]:" in prompt
     assert "legacy.py" not in prompt and "blob: bytes" not in prompt
-    # spm: the context and the code before the cursor come last, after <MID>.
-    assert prompt.index("▁<MID>") < prompt.index("# Path: util.py") < prompt.index("def run():")
+    # The context comes first (stable across keystrokes); spm puts the code before
+    # the cursor last, after <MID>.
+    assert prompt.startswith("<s> # Path: util.py\n")
+    assert prompt.index("# Path: util.py") < prompt.index("▁<PRE>") < prompt.index("▁<MID>")
+    assert prompt.index("▁<MID>") < prompt.index("def run():")
     assert prompt.rstrip("\n").endswith("    cfg = parse_config(")
     assert "util.py:1 (import)" in result.stderr
     assert "context: " in result.stderr and "prompt: " in result.stderr
@@ -204,7 +208,7 @@ def test_prompt_without_a_model_is_the_same_layout_untokenized(
     text = run(codellama_bin, *args)
     assert exact.returncode == 0 and text.returncode == 0, exact.stderr + text.stderr
     assert text.stdout == exact.stdout  # plain ASCII code round-trips through the tokenizer
-    assert text.stdout.startswith("<s>▁<PRE>")
+    assert text.stdout.startswith("<s> # Path: util.py\n")  # the context first
     warnings = [line for line in text.stderr.splitlines() if "untokenized" in line]
     assert len(warnings) == 1 and "no model" in warnings[0]
     assert "untokenized" not in exact.stderr
@@ -302,3 +306,24 @@ def test_index_errors(codellama_bin: str, tmp_path: Path, name: str, message: st
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and message in lines[0] and str(target) in lines[0]
+
+
+def test_protocol_stdout_survives_native_writes_and_redirects() -> None:
+    """llama-cpp-python points fd 1 at /dev/null while a model loads on a worker
+    thread; protocol messages written meanwhile must still reach the client."""
+    script = (
+        "import os, sys\n"
+        "from llama_cpp._utils import suppress_stdout_stderr\n"
+        "from codellama_lsp.server.cli import private_protocol_stdout\n"
+        "out = private_protocol_stdout()\n"
+        "with suppress_stdout_stderr(disable=False):\n"
+        "    out.write(b'message-during-load'); out.flush()\n"
+        "os.write(1, b'native-noise')\n"
+        "print('stray-print')\n"
+        "out.write(b'|message-after'); out.flush()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=60, check=True
+    )
+    assert done.stdout == b"message-during-load|message-after"
+    assert b"native-noise" in done.stderr and b"stray-print" in done.stderr

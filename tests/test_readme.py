@@ -34,4 +34,5 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 
 def test_settings_table_is_generated_from_the_schema() -> None:
     table = README.split("<!-- settings:start -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
-    assert table == settings_markdown(), "regenerate: python -m codellama_lsp.server.settings"
+    hint = "regenerate: python -m codellama_lsp.server.settings --readme"
+    assert table == settings_markdown(), hint

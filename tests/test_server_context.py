@@ -55,7 +55,7 @@ def open_file(s: Session, root: Path, name: str, text: str | None = None) -> str
 
 
 async def prompt_at(s: Session, uri: str, line: int, character: int) -> str:
-    await s.inline(line, character, uri)
+    await s.inline(line, character, uri, types.InlineCompletionTriggerKind.Invoked)
     return str((await last_prompt(s))["prompt"])
 
 
@@ -135,7 +135,8 @@ async def test_open_document_text_wins_and_disk_changes_are_watched(
         )
         uri_line, uri_col = 6, 12
         for _ in range(100):
-            await s.inline(uri_line, uri_col, uri)
+            # Invoked, as by a key binding: a fresh prompt, not the suggestion on screen.
+            await s.inline(uri_line, uri_col, uri, types.InlineCompletionTriggerKind.Invoked)
             prompt = str((await last_prompt(s))["prompt"])
             if "sep: str = '-'" in prompt:
                 break

@@ -54,12 +54,16 @@ class Session:
             )
         )
 
-    async def inline(self, line: int, character: int, uri: str = URI) -> types.InlineCompletionList:
+    async def inline(
+        self,
+        line: int,
+        character: int,
+        uri: str = URI,
+        trigger: types.InlineCompletionTriggerKind = types.InlineCompletionTriggerKind.Automatic,
+    ) -> types.InlineCompletionList:
         result = await self.client.text_document_inline_completion_async(
             types.InlineCompletionParams(
-                context=types.InlineCompletionContext(
-                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
-                ),
+                context=types.InlineCompletionContext(trigger_kind=trigger),
                 text_document=types.TextDocumentIdentifier(uri=uri),
                 position=types.Position(line=line, character=character),
             )
@@ -75,7 +79,12 @@ class Session:
                         return status
                 await asyncio.sleep(0.02)
 
-        return await asyncio.wait_for(poll(), timeout)
+        try:
+            return await asyncio.wait_for(poll(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"no {state!r} status in {timeout} s; saw {self.statuses}"
+            ) from None
 
     async def wait_message(self, needle: str, timeout: float = 30) -> types.ShowMessageParams:
         async def poll() -> types.ShowMessageParams:
@@ -117,7 +126,8 @@ async def session(
         s = Session(client, result)
         s.statuses = statuses
         yield s
-        await client.shutdown_session()
+        # Bounded: a server that never exits fails this test instead of hanging the run.
+        await asyncio.wait_for(client.shutdown_session(), 30)
         assert client._server is not None
         assert client._server.returncode == 0  # shutdown + exit is a clean exit
         clean = True
@@ -281,7 +291,8 @@ async def expect_error(awaitable: Any, code: int, needle: str) -> None:
 async def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(
     model_path: Path,
 ) -> None:
-    async with session("visual-studio-code", model_options(model_path)) as s:
+    # Three tokens: after "loop" the scripted model would loop until the repetition rule.
+    async with session("visual-studio-code", model_options(model_path, maxTokens=3)) as s:
         await expect_error(s.inline(0, 0, "file:///workspace/never-opened.py"), -32602, "not open")
         s.open()
         await expect_error(s.inline(40, 0), -32602, "past the end")
@@ -325,7 +336,7 @@ async def test_five_megabyte_document(model_path: Path) -> None:
     line = "value = compute(1, 2, 3)  # 😀 padding padding padding\n"
     big = line * (5_000_000 // len(line.encode("utf-8")) + 1)
     assert len(big.encode("utf-8")) >= 5_000_000
-    async with session("visual-studio-code", model_options(model_path)) as s:
+    async with session("visual-studio-code", model_options(model_path, maxTokens=3)) as s:
         s.open(big, "file:///workspace/big.py")
         lines = big.count("\n")
         result = await s.inline(lines, 0, "file:///workspace/big.py")
@@ -404,19 +415,23 @@ async def test_no_model_configured_explains_how_to_set_one() -> None:
         assert list((await s.inline(2, 4)).items) == []
 
 
+def long_options(model_path: Path) -> dict[str, Any]:
+    """ "cycle" makes the scripted model write 4000 tokens (seconds) that no stop rule ends."""
+    return model_options(model_path, maxTokens=4000, timeBudgetMs=60000)
+
+
 async def test_cancel_request_stops_generation(model_path: Path) -> None:
-    async with session("visual-studio-code", model_options(model_path, maxTokens=4000)) as s:
+    async with session("visual-studio-code", long_options(model_path)) as s:
         uri = "file:///workspace/l.py"
-        s.open("for loop", uri)
+        s.open("x = cycle", uri)
         await s.wait_status("ready")
         params = types.InlineCompletionParams(
             context=types.InlineCompletionContext(
                 trigger_kind=types.InlineCompletionTriggerKind.Automatic
             ),
             text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=0, character=8),
+            position=types.Position(line=0, character=9),
         )
-        # "loop" makes the scripted model generate forever (4000 tokens, seconds).
         task = asyncio.ensure_future(
             s.client.protocol.send_request_async(
                 types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="long-one"
@@ -436,13 +451,18 @@ async def test_cancel_request_stops_generation(model_path: Path) -> None:
 
 
 async def test_newer_request_supersedes_older(model_path: Path) -> None:
-    async with session("visual-studio-code", model_options(model_path, maxTokens=4000)) as s:
+    async with session("visual-studio-code", long_options(model_path)) as s:
         uri = "file:///workspace/l.py"
-        s.open("for loop", uri)
+        s.open("x = cycle", uri)
         await s.wait_status("ready")
-        first = asyncio.ensure_future(s.inline(0, 8, uri))
+        first = asyncio.ensure_future(s.inline(0, 9, uri))
         await asyncio.sleep(0.3)
-        s.change(uri, 2, types.TextDocumentContentChangeWholeDocument(text="for loop\nx = 1"))
+        started = asyncio.get_running_loop().time()
+        s.change(uri, 2, types.TextDocumentContentChangeWholeDocument(text="x = cycle\nx = 1"))
         second = await s.inline(1, 5, uri)
         assert second.items[0].insert_text == " pass"
         assert list((await asyncio.wait_for(first, 5)).items) == []  # stale: nothing to show
+        # The 4000-token generation stopped between tokens instead of running out.
+        assert asyncio.get_running_loop().time() - started < 2
+        answers = (await s.client.protocol.send_request_async("codellama/lastPrompt", None)).answers
+        assert answers.superseded == 1
