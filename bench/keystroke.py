@@ -331,12 +331,21 @@ class Run:
     cold: Sample | None = None
     keys: list[Sample] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Keystrokes that type the start of the shown suggestion (answered without the model).
+    through: list[Sample] = field(default_factory=list)
+    answers: dict[str, int] = field(default_factory=dict)
 
 
 def run_ours(
-    args: argparse.Namespace, model: Path, workspace: Path, text: str, line: int, col: int
+    args: argparse.Namespace,
+    model: Path,
+    workspace: Path,
+    text: str,
+    line: int,
+    col: int,
+    prompt_lookup: int = 0,
 ) -> Run:
-    run = Run("ours")
+    run = Run(f"ours + lookup {prompt_lookup}" if prompt_lookup else "ours")
     command = [sys.executable, "-m", "codellama_lsp.server", "--stdio", "--model", str(model)]
     client = LspClient(command)
     try:
@@ -348,6 +357,7 @@ def run_ours(
                 # The whole file goes into both prompts, so llama-server gets the same text.
                 "maxPrefixChars": 1_000_000,
                 "maxSuffixChars": 1_000_000,
+                "promptLookup": prompt_lookup,
             },
             "context": {"enable": args.context},
         }
@@ -415,6 +425,36 @@ def run_ours(
                 run.cold = sample
             else:
                 run.keys.append(sample)
+        # Then the user types the first characters of the suggestion on screen.
+        shown, typed = run.keys[-1].text if run.keys else "", 0
+        while typed < min(5, len(shown) - 1):
+            at = {"line": line, "character": col + len(TYPED) + typed}
+            t0 = time.perf_counter()
+            version += 1
+            client.notify(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": uri, "version": version},
+                    "contentChanges": [{"range": {"start": at, "end": at}, "text": shown[typed]}],
+                },
+            )
+            typed += 1
+            rid = client.request(
+                "textDocument/inlineCompletion",
+                {
+                    "textDocument": {"uri": uri},
+                    "position": {"line": line, "character": col + len(TYPED) + typed},
+                    "context": {"triggerKind": 2},
+                },
+            )
+            answer = client.response(rid)
+            latency = (time.perf_counter() - t0) * 1000
+            items = (answer.get("result") or {}).get("items") or []
+            run.through.append(
+                _our_sample(client, rid, latency, items[0]["insertText"] if items else "")
+            )
+        last = client.call("codellama/lastPrompt", None).get("result") or {}
+        run.answers = dict(last.get("answers") or {})
     finally:
         client.close()
     return run
@@ -422,6 +462,9 @@ def run_ours(
 
 def _our_sample(client: LspClient, rid: int, latency: float, text: str) -> Sample:
     fields = client.log_fields(rid)
+    if fields is not None and fields.get("source") in ("typed_through", "cache"):
+        # No model work: nothing evaluated or generated.
+        return Sample(latency, 0, 0, 0, float(fields["total_ms"]), 0.0, text)
     if fields is not None:
         return Sample(
             latency,
@@ -519,6 +562,34 @@ def p90(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
 
 
+def report_extra(ours: Run, lookup: Run | None, out: IO[str]) -> None:
+    """Typed-through keystrokes, and prompt-lookup decoding against plain decoding."""
+    if ours.through:
+        lat = [s.latency_ms for s in ours.through]
+        server = [s.server_ms for s in ours.through]
+        out.write(
+            f"\ntyping the first {len(lat)} characters of the shown suggestion "
+            f"({ours.keys[-1].text[: len(lat)]!r}): client latency median "
+            f"{statistics.median(lat):.2f} ms, "
+            f"max {max(lat):.2f} ms; server total median {statistics.median(server):.3f} ms; "
+            f"tokens evaluated {sum(s.evaluated for s in ours.through)}\n"
+        )
+    out.write(f"answers of our server: {ours.answers}\n")
+    if lookup is None:
+        return
+    out.write(f"\nprompt-lookup decoding ({lookup.name}) against plain decoding (ours):\n")
+    out.write(f"{'':<28}{'plain':>10}{'lookup':>10}\n")
+    for name, pick in (
+        ("median latency (ms)", lambda r: statistics.median(s.latency_ms for s in r.keys)),
+        ("p90 latency (ms)", lambda r: p90([s.latency_ms for s in r.keys])),
+        ("median server total (ms)", lambda r: statistics.median(s.server_ms for s in r.keys)),
+        ("median tokens generated", lambda r: statistics.median(s.generated for s in r.keys)),
+    ):
+        out.write(f"{name:<28}{pick(ours):>10.1f}{pick(lookup):>10.1f}\n")
+    same = sum(a.text == b.text for a, b in zip(ours.keys, lookup.keys, strict=True))
+    out.write(f"identical suggestions: {same}/{len(ours.keys)}\n")
+
+
 def report(ours: Run, llama: Run, out: IO[str]) -> None:
     header = (
         f"{'key':>5} {'char':>4} | {'ours eval':>9} {'prompt':>6} {'gen':>3} {'ms':>8} "
@@ -587,6 +658,13 @@ def main(argv: list[str] | None = None) -> int:
         help="start llama-server with --spm-infill too (llama.vim uses its default, PSM)",
     )
     parser.add_argument("--context", action="store_true", help="our workspace context on")
+    parser.add_argument(
+        "--prompt-lookup",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also replay with completion.promptLookup N and compare (0: skip)",
+    )
     args = parser.parse_args(argv)
 
     binary = ensure_llama_server()
@@ -596,6 +674,11 @@ def main(argv: list[str] | None = None) -> int:
         workspace = Path(tmp)
         (workspace / "orders.py").write_text(text, encoding="utf-8")
         ours = run_ours(args, model, workspace, text, line, col)
+        lookup = (
+            run_ours(args, model, workspace, text, line, col, args.prompt_lookup)
+            if args.prompt_lookup > 0
+            else None
+        )
     llama = run_llama(args, model, text, line, col)
 
     out = sys.stdout
@@ -613,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
         out.write(f"{run.name}: {'; '.join(run.notes)}\n")
     out.write("\n")
     report(ours, llama, out)
+    report_extra(ours, lookup, out)
     return 0
 
 
