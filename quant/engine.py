@@ -37,6 +37,40 @@ class EngineConfig:
     n_gpu_layers: int = -1
     n_threads: int = 0
     n_batch: int = 512
+    #: "auto" (on when llama.cpp was built with a GPU backend), "on" or "off".
+    flash_attn: str = "auto"
+    #: KV cache element type: "f16", or "q8_0" (half the memory; needs flash attention).
+    kv_cache_type: str = "f16"
+
+
+#: GGML type ids of the KV cache types offered (ggml.h: GGML_TYPE_F16, GGML_TYPE_Q8_0).
+KV_CACHE_TYPES = {"f16": 1, "q8_0": 8}
+#: Bytes per KV cache element (q8_0: 32 values in 34 bytes).
+_KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32}
+
+
+def backend_info() -> tuple[bool, str]:
+    """Whether llama.cpp can offload to a GPU, and its system line (backends, CPU features)."""
+    import llama_cpp
+
+    gpu = bool(llama_cpp.llama_supports_gpu_offload())
+    info = llama_cpp.llama_print_system_info()
+    text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
+    return gpu, " ".join(text.split())
+
+
+def memory_estimate(metadata: dict[str, str], file_bytes: int, n_ctx: int, kv_type: str) -> int:
+    """Weights plus KV cache, in bytes: what must fit in (GPU) memory, roughly."""
+    arch = metadata.get("general.architecture", "llama")
+    try:
+        layers = int(metadata[f"{arch}.block_count"])
+        embd = int(metadata[f"{arch}.embedding_length"])
+        heads = int(metadata[f"{arch}.attention.head_count"])
+        kv_heads = int(metadata.get(f"{arch}.attention.head_count_kv", heads))
+    except (KeyError, ValueError):
+        return file_bytes
+    kv = 2 * layers * n_ctx * (embd * kv_heads // max(heads, 1)) * _KV_BYTES[kv_type]
+    return int(file_bytes + kv)
 
 
 @dataclass(frozen=True)
@@ -133,6 +167,9 @@ class Engine:
         # Tokenizing "☺" + text and dropping the marker's tokens encodes text
         # without SentencePiece's leading "▁" (Code Llama's suffix encoding).
         self._marker = self._tokenize("☺")
+        #: Filled in by load(): memory estimate and layers offloaded to a GPU.
+        self.memory_bytes = 0
+        self.gpu_layers = 0
 
     @classmethod
     def load(cls, config: EngineConfig) -> Engine:
@@ -154,6 +191,21 @@ class Engine:
             cores = os.cpu_count() or 2
             kwargs["n_threads"] = max(1, cores // 2) if cores > 4 else cores
             kwargs["n_threads_batch"] = cores
+        gpu, system = backend_info()
+        flash = config.flash_attn == "on" or (config.flash_attn == "auto" and gpu)
+        if config.kv_cache_type not in KV_CACHE_TYPES:
+            raise ModelFormatError(f"unknown KV cache type {config.kv_cache_type!r}")
+        if config.kv_cache_type != "f16" and not flash:
+            # llama.cpp only quantizes the V cache with flash attention.
+            log.info("kv cache %s needs flash attention: turning it on", config.kv_cache_type)
+            flash = True
+        kwargs["flash_attn"] = flash
+        kwargs["type_k"] = kwargs["type_v"] = KV_CACHE_TYPES[config.kv_cache_type]
+        log.info(
+            "llama.cpp backend: %s; %s",
+            "GPU offload available" if gpu else "CPU only (built without a GPU backend)",
+            system,
+        )
         started = time.perf_counter()
         try:
             llama = Llama(str(path), **kwargs)
@@ -167,14 +219,33 @@ class Engine:
         except Exception:
             llama.close()
             raise
+        layers = int(llama.metadata.get("llama.block_count", "0") or 0)
+        offloaded = (
+            0
+            if not gpu
+            else layers
+            if config.n_gpu_layers < 0
+            else min(config.n_gpu_layers, layers)
+        )
+        estimate = memory_estimate(
+            llama.metadata, path.stat().st_size, config.n_ctx, config.kv_cache_type
+        )
         log.info(
-            "loaded %s in %.0f ms: n_ctx=%d n_gpu_layers=%d threads=%s",
+            "loaded %s in %.0f ms: n_ctx=%d layers on GPU %d/%d threads=%s flash_attn=%s "
+            "kv_cache=%s memory estimate %.2f GB (weights %.2f GB + KV cache)",
             path,
             (time.perf_counter() - started) * 1000,
             config.n_ctx,
-            config.n_gpu_layers,
+            offloaded,
+            layers,
             kwargs["n_threads"],
+            "on" if flash else "off",
+            config.kv_cache_type,
+            estimate / 1e9,
+            path.stat().st_size / 1e9,
         )
+        engine.memory_bytes = estimate
+        engine.gpu_layers = offloaded
         return engine
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cattrs.errors import ClassValidationError
@@ -143,6 +144,12 @@ class CodeLlamaServer(LanguageServer):
         self.engine_loading: asyncio.Future[Engine] | None = None
         self.pending_warnings: list[str] = []
         self.engine_lock = threading.Lock()
+        #: The catalog model being downloaded (by name), and how to stop it at shutdown.
+        self.download_name: str | None = None
+        self.downloading: asyncio.Future[Path] | None = None
+        self.download_cancel = threading.Event()
+        #: Messages already shown once (offline, download failed): not one per keystroke.
+        self.told: set[str] = set()
         self.in_flight: dict[str, InFlight] = {}
         self.request_counter = 0
         # Workspace context: the index is published only once its first build is done.

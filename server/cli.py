@@ -107,7 +107,85 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=argparse.SUPPRESS
     )
+    models = sub.add_parser(
+        "models",
+        help="list, download, locate or quantize Code Llama GGUF models",
+        description="Code Llama GGUF builds by name; downloads go to the model cache "
+        "(set CODELLAMA_LSP_MODELS_DIR to move it).",
+    )
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_sub.add_parser("list", help="the catalog, with what is downloaded")
+    fetch = models_sub.add_parser("download", help="download a catalog model (resumable)")
+    fetch.add_argument("name", help="catalog name, e.g. codellama-7b-q4_k_m")
+    where = models_sub.add_parser("path", help="print a downloaded model's file path")
+    where.add_argument("name", help="catalog name")
+    quant = models_sub.add_parser(
+        "quantize", help="quantize a GGUF file with llama.cpp (F32/F16 to Q8_0, Q4_K_M...)"
+    )
+    quant.add_argument("source", metavar="IN", help="GGUF file to read (never modified)")
+    quant.add_argument("dest", metavar="OUT", help="GGUF file to write")
+    quant.add_argument("--type", dest="qtype", default="Q4_K_M", help="Q4_K_M (default), ...")
+    quant.add_argument("--threads", type=int, default=0, help="0: every core")
+    quant.add_argument(
+        "--allow-requantize",
+        action="store_true",
+        help="accept an already quantized input (loses quality)",
+    )
+    for p in (models, fetch, where, quant):
+        p.add_argument("--log-file", metavar="FILE", default=argparse.SUPPRESS)
+        p.add_argument(
+            "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=argparse.SUPPRESS
+        )
     return parser
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from codellama_lsp.quant.catalog import CATALOG, DEFAULT_MODEL, cached_path, lookup, models_dir
+    from codellama_lsp.quant.download import download, how_to_get
+
+    command = args.models_command
+    if command == "list":
+        out = sys.stdout
+        out.write(f"{'name':<32}{'size':>9}  {'use':<9}{'state':<12}source\n")
+        for entry in CATALOG:
+            state = "downloaded" if cached_path(entry) else "-"
+            use = "infill" if entry.for_infill else "chat"
+            mark = " (default)" if entry.name == DEFAULT_MODEL else ""
+            out.write(
+                f"{entry.name:<32}{entry.size_gb:>6.2f} GB  {use:<9}{state:<12}"
+                f"{entry.repo_id}/{entry.filename}{mark}\n"
+            )
+        out.write(f"\nmodel cache: {models_dir()}\n")
+        return 0
+    if command == "path":
+        entry = lookup(args.name)
+        found = cached_path(entry)
+        if found is None:
+            raise CodeLlamaLspError(f"{entry.name} is not downloaded: {how_to_get(entry)}")
+        sys.stdout.write(f"{found}\n")
+        return 0
+    if command == "download":
+        entry = lookup(args.name)
+        sys.stderr.write(
+            f"{entry.title}: {entry.size_gb:.2f} GB from huggingface.co/{entry.repo_id}\n"
+        )
+        path = download(entry)
+        sys.stdout.write(f"{path}\n")
+        return 0
+    from codellama_lsp.quant.quantize import quantize
+
+    result = quantize(
+        Path(args.source),
+        Path(args.dest),
+        args.qtype,
+        threads=args.threads,
+        allow_requantize=args.allow_requantize,
+    )
+    sys.stdout.write(
+        f"{result.dst}: {result.qtype}, {result.src_bytes / 1e6:.1f} MB -> "
+        f"{result.dst_bytes / 1e6:.1f} MB in {result.seconds:.1f} s\n"
+    )
+    return 0
 
 
 def parse_location(location: str) -> tuple[Path, int, int]:
@@ -252,12 +330,24 @@ def untokenized_prompt(request: CompletionRequest) -> str:
     return f"<s>{context}▁<PRE>▁<SUF>{request.suffix}▁<MID>{prefix}"
 
 
+def _default_model() -> str:
+    """The catalog's default model when it is downloaded; the CLI never downloads on its own."""
+    from codellama_lsp.quant.catalog import DEFAULT_MODEL, cached_path, lookup
+    from codellama_lsp.quant.download import how_to_get
+
+    entry = lookup(DEFAULT_MODEL)
+    found = cached_path(entry)
+    if found is None:
+        raise UsageError(
+            f"no model: pass --model PATH, or download the default: {how_to_get(entry)}"
+        )
+    return str(found)
+
+
 def _engine(args: argparse.Namespace, settings: Settings) -> Engine:
-    if not args.model:
-        raise UsageError("no model: pass --model PATH to a Code Llama GGUF file")
     return Engine.load(
         EngineConfig(
-            model_path=args.model,
+            model_path=args.model or _default_model(),
             n_ctx=settings.n_ctx,
             n_gpu_layers=settings.n_gpu_layers,
             n_threads=settings.n_threads,
@@ -374,9 +464,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_prompt(args)
         if args.command == "index":
             return cmd_index(args)
+        if args.command == "models":
+            return cmd_models(args)
         return serve(args)
     except (UsageError, ModelError, CodeLlamaLspError) as exc:
         sys.stderr.write(f"codellama-lsp: error: {exc}\n")
         return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `codellama-lsp models list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

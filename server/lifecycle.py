@@ -35,6 +35,7 @@ async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> N
 
 
 def shutdown(ls: CodeLlamaServer, params: None) -> None:
+    ls.download_cancel.set()  # a partial download resumes next time
     for in_flight in ls.in_flight.values():
         in_flight.cancel.set()
     ls.in_flight.clear()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
 
 from lsprotocol import types
 
+from codellama_lsp.quant.catalog import CatalogEntry, cached_path, local_path, lookup
+from codellama_lsp.quant.download import OfflineError, download, how_to_get, remote_size
 from codellama_lsp.quant.engine import Engine, EngineConfig
 from codellama_lsp.quant.errors import ModelError
 
@@ -20,31 +23,169 @@ log = logging.getLogger(__name__)
 STATUS_METHOD = "codellama/status"
 
 
-def engine_config(ls: CodeLlamaServer) -> EngineConfig | None:
-    path = ls.effective_model_path()
-    if not path:
-        return None
+def engine_config(ls: CodeLlamaServer, path: str) -> EngineConfig:
     s = ls.settings
     return EngineConfig(
-        model_path=path, n_ctx=s.n_ctx, n_gpu_layers=s.n_gpu_layers, n_threads=s.n_threads
+        model_path=path,
+        n_ctx=s.n_ctx,
+        n_gpu_layers=s.n_gpu_layers,
+        n_threads=s.n_threads,
+        flash_attn=s.flash_attn,
+        kv_cache_type=s.kv_cache_type,
     )
+
+
+def tell_once(ls: CodeLlamaServer, key: str, message: str, kind: types.MessageType) -> None:
+    """A message that would otherwise repeat on every settings change or restart of a load."""
+    if key not in ls.told:
+        ls.told.add(key)
+        ls.notify(message, kind)
+
+
+def _no_model(ls: CodeLlamaServer, reason: str, message: str, kind: types.MessageType) -> None:
+    ls.engine = None
+    ls.engine_error = reason
+    send_status(ls, "no-model", reason)
+    tell_once(ls, message, message, kind)
+
+
+async def model_path(ls: CodeLlamaServer) -> str | None:
+    """The GGUF file to load: the configured path, else the catalog model (downloaded if needed)."""
+    path = ls.effective_model_path()
+    if path:
+        return path
+    name = ls.settings.model_name
+    if not name:
+        _no_model(
+            ls,
+            "no model configured",
+            "codellama-lsp has no model: set codellama.model.path to a Code Llama GGUF file "
+            "or codellama.model.name to a catalog model (or start the server with --model PATH).",
+            types.MessageType.Warning,
+        )
+        return None
+    entry = lookup(name)
+    found = cached_path(entry)
+    if found is not None:
+        return str(found)
+    if not ls.settings.model_download:
+        _no_model(
+            ls,
+            f"{entry.name} is not downloaded",
+            f"codellama-lsp: {entry.title} ({entry.size_gb:.1f} GB) is not downloaded and "
+            f"codellama.model.download is off: {how_to_get(entry)}.",
+            types.MessageType.Warning,
+        )
+        return None
+    if ls.download_name == entry.name and ls.downloading is not None:
+        with contextlib.suppress(Exception):
+            return str(await asyncio.shield(ls.downloading))
+        return None
+    return await _download(ls, entry)
+
+
+async def _download(ls: CodeLlamaServer, entry: CatalogEntry) -> str | None:
+    try:
+        size = await run_off_loop(lambda: remote_size(entry), name="model-size")
+    except OfflineError as exc:
+        _no_model(
+            ls,
+            f"{entry.name} is not downloaded (offline)",
+            f"codellama-lsp: {exc}. To get {entry.title} ({entry.size_gb:.1f} GB): "
+            f"{how_to_get(entry)}.",
+            types.MessageType.Warning,
+        )
+        return None
+    total_gb = (size or entry.size_gb * 1e9) / 1e9
+    target = local_path(entry)
+    ls.notify(
+        f"codellama-lsp is downloading {entry.title} ({total_gb:.1f} GB) from "
+        f"huggingface.co/{entry.repo_id} to {target.parent}; suggestions start once it is "
+        "loaded.",
+        types.MessageType.Info,
+    )
+    send_status(ls, "downloading", f"downloading {entry.name} ({total_gb:.1f} GB)")
+    token = await begin_progress(ls, f"Code Llama: downloading {entry.name}", f"{total_gb:.1f} GB")
+    loop = asyncio.get_running_loop()
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        percent = int(done * 100 / total) if total else 0
+        if token is None or percent == shown[0]:
+            return
+        shown[0] = percent
+        loop.call_soon_threadsafe(
+            ls.work_done_progress.report,
+            token,
+            types.WorkDoneProgressReport(
+                message=f"{done / 1e9:.2f} of {total / 1e9:.2f} GB", percentage=percent
+            ),
+        )
+
+    ls.download_name = entry.name
+    downloading = run_off_loop(
+        lambda: download(entry, progress, ls.download_cancel), name="download-model"
+    )
+    ls.downloading = downloading
+    try:
+        path = await asyncio.shield(downloading)
+    except ModelError as exc:
+        end_progress(ls, token, f"failed: {exc}")
+        send_status(ls, "error", str(exc))
+        ls.engine_error = str(exc)
+        tell_once(
+            ls,
+            f"download-failed:{entry.name}",
+            f"codellama-lsp could not download {entry.title}: {exc}. {how_to_get(entry)}.",
+            types.MessageType.Error,
+        )
+        return None
+    finally:
+        if ls.downloading is downloading:
+            ls.downloading = None
+            ls.download_name = None
+    end_progress(ls, token, f"downloaded to {path}")
+    log.info("downloaded %s to %s", entry.name, path)
+    return str(path)
+
+
+async def begin_progress(ls: CodeLlamaServer, title: str, message: str) -> str | None:
+    """A ``$/progress`` token, or None when the client cannot show progress."""
+    capabilities = ls.client_capabilities.window
+    if capabilities is None or not capabilities.work_done_progress:
+        return None
+    token = f"codellama-{ls.next_request_number()}"
+    try:
+        await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
+    except Exception as exc:  # refused or never answered: go on without progress
+        log.info("no progress for %s: %s", title, exc)
+        return None
+    ls.work_done_progress.begin(
+        token, types.WorkDoneProgressBegin(title=title, message=message, percentage=0)
+    )
+    return token
+
+
+def end_progress(ls: CodeLlamaServer, token: str | None, message: str) -> None:
+    if token is not None:
+        ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
 
 
 async def ensure_engine(ls: CodeLlamaServer) -> None:
     """Load (or reload) the model the settings name; failures become one message."""
-    config = engine_config(ls)
+    try:
+        path = await model_path(ls)
+    except ModelError as exc:  # an unknown catalog name, for one
+        _no_model(ls, str(exc), f"codellama-lsp: {exc}", types.MessageType.Error)
+        return
+    if path is None:
+        if ls.engine is not None:
+            ls.engine.close()
+        ls.engine = None
+        return
+    config = engine_config(ls, path)
     current = ls.engine
     if current is not None and current.config == config:
-        return
-    if config is None:
-        ls.engine = None
-        ls.engine_error = "no model configured"
-        send_status(ls, "no-model", "no model configured")
-        ls.notify(
-            "codellama-lsp has no model: set codellama.model.path to a Code Llama GGUF file "
-            "(or start the server with --model PATH).",
-            types.MessageType.Warning,
-        )
         return
     if ls.loading_config == config and ls.engine_loading is not None:
         await asyncio.shield(ls.engine_loading)  # the same model is already loading

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from codellama_lsp.quant.catalog import CATALOG, DEFAULT_MODEL
+
 SECTION = "codellama"
 
 
@@ -46,8 +48,27 @@ SCHEMA: tuple[SettingSpec, ...] = (
         str,
         "",
         "Path to a Code Llama GGUF file (base or Python model: they were trained with "
-        "fill-in-the-middle). Empty: no model is loaded. `--model` on the command line "
-        "takes precedence.",
+        "fill-in-the-middle). Empty: the `model.name` catalog model. `--model` on the "
+        "command line takes precedence.",
+    ),
+    SettingSpec(
+        "model.name",
+        "model_name",
+        str,
+        DEFAULT_MODEL,
+        "Catalog model used when `model.path` is empty (`codellama-lsp models list`): "
+        "loaded from the model cache, downloaded there first if missing (see "
+        "`model.download`). Empty: no model.",
+        enum=("", *(entry.name for entry in CATALOG)),
+    ),
+    SettingSpec(
+        "model.download",
+        "model_download",
+        bool,
+        True,
+        "Download the `model.name` model from the Hugging Face Hub when it is not in the "
+        "cache, with progress in the editor. When false, or offline, the server says how "
+        "to get it instead.",
     ),
     SettingSpec(
         "model.nCtx",
@@ -67,6 +88,23 @@ SCHEMA: tuple[SettingSpec, ...] = (
         "0 keeps the model on the CPU. Ignored by CPU-only builds.",
         minimum=-1,
         maximum=1000,
+    ),
+    SettingSpec(
+        "model.flashAttn",
+        "flash_attn",
+        str,
+        "auto",
+        "Flash attention: `auto` uses it when llama.cpp was built with a GPU backend.",
+        enum=("auto", "on", "off"),
+    ),
+    SettingSpec(
+        "model.kvCacheType",
+        "kv_cache_type",
+        str,
+        "f16",
+        "KV cache element type. `q8_0` halves the cache's memory (long contexts on small "
+        "GPUs) at a small quality cost, and turns flash attention on (llama.cpp needs it).",
+        enum=("f16", "q8_0"),
     ),
     SettingSpec(
         "model.threads",
@@ -216,8 +254,12 @@ _BY_KEY = {spec.key: spec for spec in SCHEMA}
 class Settings:
     enable: bool = True
     model_path: str = ""
+    model_name: str = DEFAULT_MODEL
+    model_download: bool = True
     n_ctx: int = 16384
     n_gpu_layers: int = -1
+    flash_attn: str = "auto"
+    kv_cache_type: str = "f16"
     n_threads: int = 0
     fim_order: str = "spm"
     max_tokens: int = 128
@@ -348,7 +390,7 @@ def settings_markdown() -> str:
     rows = ["| Setting | Default | Meaning |", "| --- | --- | --- |"]
     for spec in SCHEMA:
         extra = ""
-        if spec.enum is not None:
+        if spec.enum is not None and len(spec.enum) <= 6:  # longer lists are named in the text
             extra = f" One of {', '.join(f'`{v}`' for v in spec.enum)}."
         elif spec.minimum is not None:
             extra = f" Range {spec.minimum} to {spec.maximum}."
@@ -368,10 +410,35 @@ def update_readme(path: str) -> None:
         f.write(f"{head}<!-- settings:start -->\n{settings_markdown()}<!-- settings:end -->{tail}")
 
 
+#: Keys the VS Code extension owns (how it starts the server, tracing); kept as they are.
+EXTENSION_KEY_PREFIXES = (f"{SECTION}.server.", f"{SECTION}.trace.")
+
+
+def package_json_properties(current: Mapping[str, Any]) -> dict[str, Any]:
+    """The extension's configuration properties: the schema's, then the extension's own."""
+    props: dict[str, Any] = dict(json_schema_properties())
+    for key, value in current.items():
+        if key.startswith(EXTENSION_KEY_PREFIXES):
+            props[key] = value
+    return props
+
+
+def update_package_json(path: str) -> None:
+    """Rewrite ``contributes.configuration.properties`` of the VS Code extension's manifest."""
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    configuration = manifest.setdefault("contributes", {}).setdefault("configuration", {})
+    configuration["properties"] = package_json_properties(configuration.get("properties", {}))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
 if __name__ == "__main__":
     import sys
 
     if sys.argv[1:2] == ["--readme"]:
         update_readme(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    elif sys.argv[1:2] == ["--package-json"]:
+        update_package_json(sys.argv[2] if len(sys.argv) > 2 else "vscode-client/package.json")
     else:
         sys.stdout.write(settings_markdown())

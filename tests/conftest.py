@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from codellama_lsp.quant.catalog import MODELS_DIR_ENV
 from codellama_lsp.quant.synthetic import ensure_model
+
+# No test ever reaches the model hub, and none sees models the developer has
+# downloaded: the servers the tests start inherit both settings.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ[MODELS_DIR_ENV] = tempfile.mkdtemp(prefix="codellama-lsp-test-models-")
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -103,9 +104,11 @@ async def session(
     options: dict[str, Any] | None = None,
     args: tuple[str, ...] = (),
     root_uri: str = "file:///workspace",
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Session]:
     config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "codellama_lsp.server", "--stdio", *args]
+        server_command=[sys.executable, "-m", "codellama_lsp.server", "--stdio", *args],
+        server_env={**os.environ, **env} if env else None,
     )
     client: LanguageClient = await config.start()  # type: ignore[assignment]
     statuses: list[dict[str, Any]] = []
