@@ -299,6 +299,14 @@ class Engine:
             n = C.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
         return buf.raw[:n]
 
+    def count_tokens(self, text: str) -> int:
+        """Exact tokens of ``text`` inside a prompt (context packing counts with it)."""
+        return len(self.tokenize_suffix(text))
+
+    def prompt_text(self, request: CompletionRequest) -> str:
+        """The exact prompt of ``request`` as text, control tokens shown."""
+        return self.render(self.prepare(request).tokens)
+
     def render(self, tokens: list[int]) -> str:
         """Prompt tokens as text, special tokens included, for inspection."""
         return b"".join(self.piece(t, special=True) for t in tokens).decode(

@@ -290,6 +290,7 @@ class LlamaServerProcess:
         extra_args: Sequence[str] = (),
         binary: Path | None = None,
         startup_timeout: float = 120.0,
+        port: int = 0,
     ) -> None:
         self.model = Path(model)
         self.ctx_size = ctx_size
@@ -299,7 +300,8 @@ class LlamaServerProcess:
         self.binary = binary
         self.startup_timeout = startup_timeout
         self.host = "127.0.0.1"
-        self.port = 0
+        #: 0 picks a free port at start(); a restart keeps the port it had.
+        self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -327,7 +329,8 @@ class LlamaServerProcess:
         ]
 
     def start(self) -> LlamaServerProcess:
-        self.port = free_port(self.host)
+        if not self.port:
+            self.port = free_port(self.host)
         command = self.command()
         # Closed in stop(), which every exit path of the server's lifetime reaches.
         self._log = tempfile.TemporaryFile()  # noqa: SIM115

@@ -25,11 +25,15 @@ from codellama_lsp.context.reuse import ShownSuggestion, SuggestionCache
 from codellama_lsp.context.watcher import WorkspaceWatcher
 from codellama_lsp.context.workspace import WorkspaceOptions
 from codellama_lsp.quant.engine import CompletionRequest, CompletionResult, Engine, EngineConfig
+from codellama_lsp.quant.remote import RemoteEngine
 
 from . import __version__
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: The local model or a remote server: the pipeline treats them alike.
+AnyEngine = Engine | RemoteEngine
 
 SERVER_NOT_INITIALIZED = -32002
 PARSE_ERROR = -32700
@@ -123,7 +127,7 @@ class LastPrompt:
     parts: PromptParts
     request: CompletionRequest
     result: CompletionResult
-    engine: Engine
+    engine: AnyEngine
 
 
 class CodeLlamaServer(LanguageServer):
@@ -138,7 +142,7 @@ class CodeLlamaServer(LanguageServer):
         self.model_override = model_override
         self.max_tokens_override = max_tokens_override
         self.documents = DocumentStore()
-        self.engine: Engine | None = None
+        self.engine: AnyEngine | None = None
         self.engine_error: str | None = None
         self.loading_config: EngineConfig | None = None
         self.engine_loading: asyncio.Future[Engine] | None = None

@@ -18,11 +18,11 @@ def codellama_last_prompt(ls: CodeLlamaServer, params: Any) -> dict[str, Any] | 
     last = ls.last_prompt
     if last is None:
         return {"answers": dict(ls.answer_counts)}
-    prepared = last.engine.prepare(last.request)
     return {
         "uri": last.uri,
         "position": {"line": last.line, "character": last.character},
-        "prompt": last.engine.render(prepared.tokens),
+        "prompt": last.engine.prompt_text(last.request),
+        "backend": last.engine.config.model_path,
         "fimOrder": last.request.fim_order,
         "promptTokens": last.result.prompt_tokens,
         "reusedTokens": last.result.reused_tokens,

@@ -14,6 +14,7 @@ from codellama_lsp.quant.catalog import CatalogEntry, cached_path, local_path, l
 from codellama_lsp.quant.download import OfflineError, download, how_to_get, remote_size
 from codellama_lsp.quant.engine import Engine, EngineConfig
 from codellama_lsp.quant.errors import ModelError
+from codellama_lsp.quant.remote import RemoteConfig, RemoteEngine
 
 from .app import CodeLlamaServer
 from .worker import run_off_loop
@@ -171,8 +172,77 @@ def end_progress(ls: CodeLlamaServer, token: str | None, message: str) -> None:
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
 
 
+def remote_config(ls: CodeLlamaServer) -> RemoteConfig:
+    s = ls.settings
+    protocol = "openai" if s.backend_type == "openai" else f"llama-server-{s.backend_endpoint}"
+    return RemoteConfig(
+        protocol=protocol,
+        url=s.backend_url,
+        model=s.backend_model,
+        api_key_env=s.backend_api_key_env,
+        timeout_s=s.backend_timeout_ms / 1000,
+        verify_tls=s.backend_verify_tls,
+        n_ctx=s.n_ctx,
+    )
+
+
+async def ensure_remote(ls: CodeLlamaServer) -> None:
+    """Use a remote server; a failed first contact is reported, later requests retry."""
+    config = remote_config(ls)
+    current = ls.engine
+    if isinstance(current, RemoteEngine) and current.config == config:
+        return
+    try:
+        engine = RemoteEngine(config)
+    except ModelError as exc:
+        _no_model(ls, str(exc), f"codellama-lsp: {exc}", types.MessageType.Error)
+        return
+    if current is not None:
+        current.close()
+    ls.engine = engine
+    ls.engine_error = None
+    ls.loading_config = None
+    send_status(ls, "loading", f"connecting to {config.url}")
+    try:
+        served = await run_off_loop(engine.probe, name="probe-backend")
+    except ModelError as exc:
+        if ls.engine is engine:
+            backend_failed(ls, engine, str(exc))
+        return
+    if ls.engine is engine:
+        log.info("backend %s answers: %s", config.model_path, " ".join(served.split())[:120])
+        send_status(ls, "ready", f"{ls.settings.backend_type} at {config.url}")
+
+
+def backend_failed(ls: CodeLlamaServer, engine: RemoteEngine, error: str) -> None:
+    """One message per outage, not one per keystroke; requests retry with backoff."""
+    first = engine.health.failed(error)
+    send_status(ls, "error", error)
+    log.warning("backend failed (%d in a row): %s", engine.health.failures, error)
+    if first:
+        ls.notify(
+            f"codellama-lsp: the completion server is not answering: {error}. "
+            "Suggestions resume by themselves when it is back.",
+            types.MessageType.Error,
+        )
+
+
+def backend_succeeded(ls: CodeLlamaServer, engine: RemoteEngine) -> None:
+    if engine.health.succeeded():
+        send_status(ls, "ready", f"{ls.settings.backend_type} at {engine.config.url}")
+        ls.notify(
+            f"codellama-lsp: the completion server at {engine.config.url} is back.",
+            types.MessageType.Info,
+        )
+
+
 async def ensure_engine(ls: CodeLlamaServer) -> None:
     """Load (or reload) the model the settings name; failures become one message."""
+    if ls.settings.backend_type != "local" and not ls.model_override:
+        await ensure_remote(ls)
+        return
+    if isinstance(ls.engine, RemoteEngine):
+        ls.engine = None
     try:
         path = await model_path(ls)
     except ModelError as exc:  # an unknown catalog name, for one

@@ -18,8 +18,10 @@ from codellama_lsp.context.postprocess import StopChecker, decide_policy, finali
 from codellama_lsp.context.reuse import ShownSuggestion, typed_through
 from codellama_lsp.quant.engine import CompletionRequest, CompletionResult
 from codellama_lsp.quant.errors import ModelError
+from codellama_lsp.quant.remote import BackendUnavailable, RemoteEngine
 
 from .app import CodeLlamaServer, InFlight, LastPrompt
+from .model import backend_failed, backend_succeeded
 from .worker import run_off_loop
 from .workspace_index import recent_files, uri_path
 
@@ -133,6 +135,15 @@ async def _answer(
         log.info("%s id=%s: no model loaded (%s)", method, request_id, ls.engine_error or "none")
         return None
 
+    if isinstance(engine, RemoteEngine) and not engine.health.ready():
+        log.info(
+            "%s id=%s: backend down, next try later (%s)",
+            method,
+            request_id,
+            engine.health.last_error,
+        )
+        return None
+
     max_tokens = ls.effective_max_tokens()
     index = ls.index if settings.context_enable else None
     context_tokens = settings.context_max_tokens
@@ -150,8 +161,7 @@ async def _answer(
     previous_parts = ls.prompt_parts.get(uri)
     cache = ls.suggestion_cache
 
-    def count_tokens(chunk: str) -> int:
-        return len(engine.tokenize_suffix(chunk))
+    count_tokens = engine.count_tokens
 
     def work() -> _Work:
         # Retrieval and packing run here, off the loop, like the model call.
@@ -203,8 +213,15 @@ async def _answer(
         mine.cancel.set()  # $/cancelRequest: stop the worker between tokens
         log.info("%s id=%s cancelled by the client", method, request_id)
         raise
+    except BackendUnavailable as exc:
+        if isinstance(engine, RemoteEngine) and ls.engine is engine:
+            backend_failed(ls, engine, str(exc))
+        log.info("%s id=%s backend failed: %s", method, request_id, exc)
+        return None
     except ModelError as exc:
         raise JsonRpcRequestFailed(str(exc)) from exc
+    if isinstance(engine, RemoteEngine) and done.result is not None and ls.engine is engine:
+        backend_succeeded(ls, engine)
     parts, result = done.parts, done.result
     ls.prompt_parts[uri] = parts
     total_ms = (time.perf_counter() - started) * 1000

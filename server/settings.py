@@ -116,6 +116,66 @@ SCHEMA: tuple[SettingSpec, ...] = (
         maximum=512,
     ),
     SettingSpec(
+        "backend.type",
+        "backend_type",
+        str,
+        "local",
+        "Where completions are computed: `local` (the in-process model), `llama-server` "
+        "(llama.cpp's server) or `openai` (any OpenAI-compatible `/v1/completions`: vLLM, "
+        "Ollama, LM Studio, llama-server). Remote backends get the same prompts, stop rules "
+        "and cancellation.",
+        enum=("local", "llama-server", "openai"),
+    ),
+    SettingSpec(
+        "backend.url",
+        "backend_url",
+        str,
+        "http://127.0.0.1:8080",
+        "Base URL of the remote server (`http://host:port`, or with a path prefix such as "
+        "`http://host:11434/v1` for Ollama).",
+    ),
+    SettingSpec(
+        "backend.endpoint",
+        "backend_endpoint",
+        str,
+        "infill",
+        "llama-server only: `infill` sends prefix, suffix and the repository context "
+        "(`input_extra`) to `/infill`; `completion` sends this server's own prompt to "
+        "`/completion`.",
+        enum=("infill", "completion"),
+    ),
+    SettingSpec(
+        "backend.model",
+        "backend_model",
+        str,
+        "",
+        "Model name sent to OpenAI-compatible servers (for Ollama, e.g. `codellama:7b-code`).",
+    ),
+    SettingSpec(
+        "backend.apiKeyEnv",
+        "backend_api_key_env",
+        str,
+        "",
+        "Name of an environment variable of the server process that holds the API key, "
+        "sent as a Bearer token. The key itself never goes into settings or logs.",
+    ),
+    SettingSpec(
+        "backend.timeoutMs",
+        "backend_timeout_ms",
+        int,
+        30000,
+        "Connect and read timeout for the remote server.",
+        minimum=100,
+        maximum=600000,
+    ),
+    SettingSpec(
+        "backend.verifyTls",
+        "backend_verify_tls",
+        bool,
+        True,
+        "Verify the TLS certificate of an `https` backend.",
+    ),
+    SettingSpec(
         "completion.fimOrder",
         "fim_order",
         str,
@@ -261,6 +321,13 @@ class Settings:
     flash_attn: str = "auto"
     kv_cache_type: str = "f16"
     n_threads: int = 0
+    backend_type: str = "local"
+    backend_url: str = "http://127.0.0.1:8080"
+    backend_endpoint: str = "infill"
+    backend_model: str = ""
+    backend_api_key_env: str = ""
+    backend_timeout_ms: int = 30000
+    backend_verify_tls: bool = True
     fim_order: str = "spm"
     max_tokens: int = 128
     max_prefix_chars: int = 12000
