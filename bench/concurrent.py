@@ -45,6 +45,7 @@ class Editor:
     empty: int = 0
     errors: list[str] = field(default_factory=list)
     backend_failures: int = 0
+    rpc_errors: int = 0
 
 
 def run_editor(
@@ -101,6 +102,7 @@ def run_editor(
             )
             latency = (time.perf_counter() - t0) * 1000
             if "error" in answer:
+                editor.rpc_errors += 1
                 editor.errors.append(str(answer["error"].get("message")))
                 continue
             items = (answer.get("result") or {}).get("items") or []
@@ -110,12 +112,16 @@ def run_editor(
                 editor.empty += 0 if items else 1
             time.sleep(args.think_ms / 1000)
     except Exception as exc:  # reported, not raised: the other editors go on
+        editor.rpc_errors += 1
         editor.errors.append(f"{type(exc).__name__}: {exc}")
     finally:
         client.close()
         while not client.log_lines.empty():
-            if "backend failed" in client.log_lines.get():
+            line = client.log_lines.get()
+            if "backend failed" in line:
                 editor.backend_failures += 1
+                if editor.backend_failures <= 2:
+                    editor.errors.append(line.split("backend failed", 1)[1].strip(" :"))
 
 
 def run_setup(
@@ -143,7 +149,7 @@ def report(results: list[tuple[str, list[Editor], float]], out: TextIO) -> None:
     )
     for name, editors, wall in results:
         latencies = [x for e in editors for x in e.latencies]
-        errors = sum(len(e.errors) + e.backend_failures for e in editors)
+        errors = sum(e.rpc_errors + e.backend_failures for e in editors)
         write(
             f"{name:<34}{sum(e.served for e in editors):>7}{errors:>7}"
             f"{sum(e.empty for e in editors):>7}"
@@ -168,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-predict", type=int, default=16)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--skip-local", action="store_true")
+    parser.add_argument("--timeout-ms", type=int, default=180_000, help="backend.timeoutMs")
     args = parser.parse_args(argv)
     model = resolve_model(args)
     binary = ensure_llama_server()
@@ -184,7 +191,13 @@ def main(argv: list[str] | None = None) -> int:
             "model": {"nCtx": n_ctx},
             "completion": completion,
             "context": {"enable": False},
-            "backend": {"type": "llama-server", "url": server.url, "endpoint": "completion"},
+            "backend": {
+                "type": "llama-server",
+                "url": server.url,
+                "endpoint": "completion",
+                # Eight cold prompts queue for four slots on a CPU: give them time.
+                "timeoutMs": args.timeout_ms,
+            },
         }
         results.append(
             run_setup(f"{args.editors} editors, 1 llama-server x{args.slots}", shared, None, args)
