@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# llama_cpp before numpy: measured on a CUDA machine (numpy 2.5, system libstdc++),
+# loading a model segfaults when numpy's libraries were loaded first.
+import llama_cpp  # noqa: F401  # isort: skip
 import numpy as np
 
 from . import fim
