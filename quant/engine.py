@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# llama_cpp before numpy: measured on a CUDA machine (numpy 2.5, system libstdc++),
-# loading a model segfaults when numpy's libraries were loaded first.
-import llama_cpp  # noqa: F401  # isort: skip
+import llama_cpp  # before numpy: see this package's __init__
 import numpy as np
 
 from . import fim
@@ -54,8 +52,6 @@ _KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32}
 
 def backend_info() -> tuple[bool, str]:
     """Whether llama.cpp can offload to a GPU, and its system line (backends, CPU features)."""
-    import llama_cpp
-
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
     info = llama_cpp.llama_print_system_info()
     text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
