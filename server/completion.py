@@ -17,6 +17,18 @@ def _label(text: str) -> str:
     return first + (" …" if text.strip().count("\n") else "")
 
 
+def escape_snippet(text: str) -> str:
+    """Text that a snippet inserts literally (LSP snippet syntax: ``\\``, ``$``, ``}``)."""
+    return text.replace("\\", "\\\\").replace("$", "\\$").replace("}", "\\}")
+
+
+def _snippet_support(ls: CodeLlamaServer) -> bool:
+    document = ls.client_capabilities.text_document
+    completion = document.completion if document else None
+    item = completion.completion_item if completion else None
+    return bool(item and item.snippet_support)
+
+
 async def text_document_completion(
     ls: CodeLlamaServer, params: types.CompletionParams
 ) -> types.CompletionList:
@@ -28,14 +40,24 @@ async def text_document_completion(
     if suggestion is None:
         return types.CompletionList(is_incomplete=True, items=[])
     at = suggestion.position
+    # As a snippet (escaped, so it is inserted literally) where the client can take
+    # one: Neovim's built-in completion inserts only the first word of a plain-text
+    # edit, but expands a snippet edit whole; AsIs keeps the model's indentation.
+    snippet = _snippet_support(ls)
     item = types.CompletionItem(
         label=_label(suggestion.text),
         kind=types.CompletionItemKind.Text,
         detail="Code Llama",
         documentation=types.MarkupContent(kind=types.MarkupKind.PlainText, value=suggestion.text),
         sort_text="0",
-        insert_text_format=types.InsertTextFormat.PlainText,
-        text_edit=types.TextEdit(range=types.Range(start=at, end=at), new_text=suggestion.text),
+        insert_text_format=(
+            types.InsertTextFormat.Snippet if snippet else types.InsertTextFormat.PlainText
+        ),
+        insert_text_mode=types.InsertTextMode.AsIs,
+        text_edit=types.TextEdit(
+            range=types.Range(start=at, end=at),
+            new_text=escape_snippet(suggestion.text) if snippet else suggestion.text,
+        ),
     )
     return types.CompletionList(is_incomplete=True, items=[item])
 

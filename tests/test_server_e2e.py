@@ -182,6 +182,9 @@ async def test_inline_and_completion_return_the_same_suggestion(
         edit = completion.items[0].text_edit
         assert isinstance(edit, types.TextEdit)
         assert edit.new_text == SCRIPTED_COMPLETION and edit.range == types.Range(start=at, end=at)
+        # A snippet edit (both profiles support snippets) so Neovim inserts it whole, as is.
+        assert completion.items[0].insert_text_format == types.InsertTextFormat.Snippet
+        assert completion.items[0].insert_text_mode == types.InsertTextMode.AsIs
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -469,3 +472,10 @@ async def test_newer_request_supersedes_older(model_path: Path) -> None:
         assert asyncio.get_running_loop().time() - started < 2
         answers = (await s.client.protocol.send_request_async("codellama/lastPrompt", None)).answers
         assert answers.superseded == 1
+
+
+def test_snippet_escaping_inserts_text_literally() -> None:
+    from codellama_lsp.server.completion import escape_snippet
+
+    assert escape_snippet("f(${x}) \\ $0") == "f(\\${x\\}) \\\\ \\$0"
+    assert escape_snippet("return a + b") == "return a + b"
