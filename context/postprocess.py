@@ -6,7 +6,8 @@ the next three functions); remote backends, which only see the whole text, call
 :func:`finalize`, which applies the same rules once more.
 
 Everything works on plain strings and is language-agnostic except the choice of block
-openers in :func:`decide_policy`; indentation is compared by width with tabs counted as
+openers in :func:`decide_policy`, which the language registry supplies (unknown
+languages get every opener); indentation is compared by width with tabs counted as
 four columns.  Known limit: indentation is all the checker knows about structure, so a
 multi-line string whose lines start at column 0 ends a suggestion early.
 """
@@ -17,38 +18,15 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from .languages import GENERIC_OPENERS, SPECS, BlockOpeners, comment_markers, spec_for_id
+
 StopReason = Literal["newline", "dedent", "block_end", "max_lines", "repetition", "suffix"]
 
 _TAB_WIDTH = 4
 
-_LANGUAGE_ALIASES = {
-    "shellscript": "bash",
-    "sh": "bash",
-    "shell": "bash",
-    "zsh": "bash",
-    "javascriptreact": "javascript",
-    "jsx": "javascript",
-    "typescriptreact": "tsx",
-    "c++": "cpp",
-    "c#": "csharp",
-    "cs": "csharp",
-    "golang": "go",
-    "py": "python",
-}
-_KNOWN = frozenset(
-    {"python", "bash", "javascript", "typescript", "tsx", "java", "c", "cpp", "csharp"}
-    | {"php", "go", "rust"}
-)
-#: Languages whose ``case x:`` / ``default:`` labels open an indented block.
-_CASE_LABELS = frozenset(
-    {"c", "cpp", "java", "csharp", "javascript", "typescript", "tsx", "go", "php"}
-)
-#: Languages where a trailing ``=>`` puts the body on the next lines.
-_ARROWS = frozenset({"javascript", "typescript", "tsx", "csharp", "php", "rust"})
-
+#: Every registered language name (what :func:`_canonical` can answer).
+_KNOWN = frozenset(SPECS)
 _CASE_LABEL = re.compile(r"(?:case\b.*|default\s*):")
-_WORD_OPENER_BASH = re.compile(r"(?:^|[\s;])(?:then|do|else|in)$")
-_WORD_OPENER_ANY = re.compile(r"(?:^|[\s;)])(?:then|do)$")
 #: The rest of a line after an auto-closed ``{``: closers and a ``;`` or ``,``.
 _CLOSERS_ONLY = re.compile(r"[)\]}]*[;,]?")
 
@@ -58,7 +36,8 @@ _ENDS_OPENER = re.compile(r"(?:[\[({:]|=>|(?<![\w$.-])(?:then|do|else|in))$")
 _CLOSER_START = re.compile(r"(?:[)\]}]|(?:fi|done|esac|end)\b(?!\s*[=.(\[:,]))")
 #: Lines that continue the statement of the block they follow (``else:``, ``} catch {``).
 _CONTINUATION = re.compile(r"(?:else|elif|except|finally|catch)\b")
-_COMMENT = re.compile(r"(?:#|//|/\*|\*|--)")
+#: The registry's comment markers, plus ``*`` (inside a block comment) and ``--`` (SQL, Lua).
+_COMMENT = re.compile("|".join(re.escape(m) for m in sorted(comment_markers() | {"*", "--"})))
 _DECORATOR = re.compile(r"@[A-Za-z_]")
 _CONTROL = re.compile(
     r"(?:if|for|while|switch|try|do|else|elif|with|match|loop|unless|until|select|case"
@@ -104,10 +83,14 @@ class StopPolicy:
 
 
 def _canonical(language: str | None) -> str | None:
-    if language is None:
-        return None
-    name = _LANGUAGE_ALIASES.get(language.lower(), language.lower())
-    return name if name in _KNOWN else None
+    """The registered language an LSP language id or grammar name means, if any."""
+    spec = spec_for_id(language)
+    return spec.name if spec is not None else None
+
+
+def _openers(language: str | None) -> BlockOpeners:
+    spec = spec_for_id(language)
+    return spec.openers if spec is not None else GENERIC_OPENERS
 
 
 def _leading(line: str) -> str:
@@ -136,7 +119,7 @@ def _upcoming_lines(suffix: str, limit: int) -> list[str]:
     return lines
 
 
-def _opens_block(before: str, after: str, language: str | None) -> bool:
+def _opens_block(before: str, after: str, openers: BlockOpeners) -> bool:
     """True when ``before`` ends with a block opener and ``after`` leaves room for a body.
 
     Only ``{`` may be followed by closing brackets (an editor's auto-closed pair); an
@@ -153,16 +136,12 @@ def _opens_block(before: str, after: str, language: str | None) -> bool:
     if head[-1] in "([":
         return True
     if head.endswith(":"):
-        if language in (None, "python"):
-            return True
-        return language in _CASE_LABELS and _CASE_LABEL.fullmatch(head.lstrip()) is not None
+        return openers.colon or (
+            openers.case_labels and _CASE_LABEL.fullmatch(head.lstrip()) is not None
+        )
     if head.endswith("=>"):
-        return language is None or language in _ARROWS
-    if language == "bash":
-        return _WORD_OPENER_BASH.search(head) is not None
-    if language is None:
-        return _WORD_OPENER_ANY.search(head) is not None
-    return False
+        return openers.arrow
+    return openers.words is not None and openers.words.search(head) is not None
 
 
 def decide_policy(
@@ -180,7 +159,7 @@ def decide_policy(
     """
     if max_lines < 1:
         raise ValueError(f"max_lines must be at least 1, got {max_lines}")
-    lang = _canonical(language)
+    openers = _openers(language)
     before = prefix[prefix.rfind("\n") + 1 :]
     after = _first_line(suffix)
     if not before.strip() and not after.strip():
@@ -188,9 +167,9 @@ def decide_policy(
             return StopPolicy(True, before, max_lines)
         head = prefix[: len(prefix) - len(before)].rstrip()
         previous = head[head.rfind("\n") + 1 :]
-        opener = _opens_block(previous, "", lang)
+        opener = _opens_block(previous, "", openers)
         return StopPolicy(True, _leading(previous), max_lines, after_opener=opener)
-    if _opens_block(before, after, lang):
+    if _opens_block(before, after, openers):
         return StopPolicy(True, _leading(before), max_lines, after_opener=True)
     return StopPolicy(False, _leading(before), max_lines)
 

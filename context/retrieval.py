@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from .definitions import CONTAINER_KINDS, TYPE_KINDS
 from .index import RepositoryIndex
-from .languages import CONTAINER_KINDS, TYPE_KINDS, comment_prefix, language_for_path, spec_for
+from .languages import comment_prefix, language_for_path, spec_for
 from .packing import (
     PRIORITY_IMPORTED,
     PRIORITY_NEIGHBOUR,
@@ -28,8 +29,9 @@ from .packing import (
     estimate_tokens,
     pack_chunks,
 )
-from .resolve import Resolution, closest, resolve_imports
-from .symbols import Definition, ImportSpec
+from .resolve import Resolution, resolve_imports
+from .resolvers import closest
+from .symbols import Definition, ImportSpec, ParsedFile
 from .tokens import IDENTIFIER, identifiers, jaccard
 
 RecentFile = tuple[str | os.PathLike[str], str]
@@ -79,36 +81,12 @@ def _line_start(text: str, offset: int, lines_back: int) -> int:
 
 def _elided(definition: Definition, members: Sequence[Definition] = ()) -> str:
     """Header and doc line with the body replaced by an elision (or by member headers)."""
-    language = definition.language
-    comment = spec_for(language).comment
+    spec = spec_for(definition.language)
     indent = definition.header[: len(definition.header) - len(definition.header.lstrip())]
     lines: list[str] = []
-    if definition.doc and language != "python":
-        lines.append(f"{indent}{comment} {definition.doc}")
-    header = definition.header
-    if language == "python":
-        inner = indent + "    "
-        if definition.doc:
-            header += f'\n{inner}"""{definition.doc}"""'
-        member_lines = [_compact(m) for m in members]
-        lines.append(header)
-        lines.extend(member_lines or ([f"{inner}..."] if definition.has_body else []))
-    elif language in ("go", "rust"):  # methods live outside the type
-        lines.append(header + (" { ... }" if definition.has_body else ""))
-        if members and language == "rust" and definition.kind != "interface":
-            lines.append(f"{indent}impl {definition.name} {{")
-            lines.extend(_compact(m) for m in members)
-            lines.append(f"{indent}}}")
-        else:
-            lines.extend(_compact(m) for m in members)
-    elif language == "bash":
-        lines.append(header + " { ...; }")
-    elif members:
-        lines.append(header + " {")
-        lines.extend(_compact(m) for m in members)
-        lines.append(f"{indent}}}")
-    else:
-        lines.append(header + (" { ... }" if definition.has_body else ""))
+    if definition.doc and not spec.layout.docstring:
+        lines.append(indent + spec.comment(definition.doc))
+    lines.extend(spec.layout.elided(definition, [_compact(m) for m in members], indent))
     return "\n".join(lines)
 
 
@@ -116,17 +94,13 @@ def _compact(definition: Definition) -> str:
     """One header with an inline elision, as outlines and member lists show it."""
     if not definition.has_body:
         return definition.header
-    if definition.language == "python":
-        return definition.header + " ..."
-    if definition.language == "bash":
-        return definition.header + " { ...; }"
-    return definition.header + " { ... }"
+    return definition.header + spec_for(definition.language).layout.elision
 
 
 def _members(definition: Definition, siblings: Sequence[Definition]) -> list[Definition]:
     if definition.kind not in CONTAINER_KINDS:
         return []
-    outside = definition.language in ("go", "rust")
+    outside = spec_for(definition.language).layout.members_outside
     found = [
         d
         for d in siblings
@@ -144,9 +118,10 @@ def render_definition(
     lines = definition.end_line - definition.start_line + 1
     if definition.full is not None and lines <= small_body_lines:
         text = definition.full
-        if definition.doc and definition.language != "python":
+        spec = spec_for(definition.language)
+        if definition.doc and not spec.layout.docstring:
             indent = text[: len(text) - len(text.lstrip())]
-            text = f"{indent}{spec_for(definition.language).comment} {definition.doc}\n{text}"
+            text = f"{indent}{spec.comment(definition.doc)}\n{text}"
         extra = [d for d in _members(definition, siblings) if d.start_line > definition.end_line]
         if extra:
             text += "\n" + "\n".join(_compact(d) for d in extra)
@@ -359,6 +334,43 @@ def _neighbours(
     ]
 
 
+def _definition_chunks(
+    index: RepositoryIndex,
+    rel: str,
+    language: str,
+    parsed: ParsedFile,
+    text: str,
+    offset: int,
+    options: RetrievalOptions,
+) -> list[ContextChunk]:
+    """The imported definitions used near the cursor, then the types they mention."""
+    chunks: list[ContextChunk] = []
+    near = _near_tokens(text, offset, options.near_lines, parsed.imports)
+    resolution = resolve_imports(index, rel, language, parsed.imports, parsed.package)
+    imported = _imported_definitions(index, rel, resolution, near)[: options.max_definitions]
+    rendered: list[tuple[str, str]] = []
+    for rank, (definition, siblings) in enumerate(imported):
+        body = render_definition(definition, siblings, options.small_body_lines)
+        rendered.append((body, definition.path))
+        chunks.append(_chunk(PRIORITY_IMPORTED, definition, body, "import", rank))
+    taken = {(d.path, d.start_line) for d, _ in imported}
+    preferred = set(resolution.files())
+    types = _type_definitions(
+        index,
+        rel,
+        family=spec_for(language).family,
+        texts=rendered,
+        preferred=preferred,
+        taken=taken,
+        skip_names={d.name for d, _ in imported},
+        limit=options.max_types,
+    )
+    for rank, (definition, siblings) in enumerate(types):
+        body = render_definition(definition, siblings, options.small_body_lines)
+        chunks.append(_chunk(PRIORITY_TYPES, definition, body, "type", rank))
+    return chunks
+
+
 def retrieve(
     index: RepositoryIndex,
     path: str | os.PathLike[str],
@@ -384,29 +396,7 @@ def retrieve(
     chunks: list[ContextChunk] = []
     parsed = index.parse_text(current, text) if language is not None else None
     if parsed is not None and rel is not None and language is not None:
-        near = _near_tokens(text, offset, options.near_lines, parsed.imports)
-        resolution = resolve_imports(index, rel, language, parsed.imports, parsed.package)
-        imported = _imported_definitions(index, rel, resolution, near)[: options.max_definitions]
-        rendered: list[tuple[str, str]] = []
-        for rank, (definition, siblings) in enumerate(imported):
-            body = render_definition(definition, siblings, options.small_body_lines)
-            rendered.append((body, definition.path))
-            chunks.append(_chunk(PRIORITY_IMPORTED, definition, body, "import", rank))
-        taken = {(d.path, d.start_line) for d, _ in imported}
-        preferred = set(resolution.files())
-        types = _type_definitions(
-            index,
-            rel,
-            family=spec_for(language).family,
-            texts=rendered,
-            preferred=preferred,
-            taken=taken,
-            skip_names={d.name for d, _ in imported},
-            limit=options.max_types,
-        )
-        for rank, (definition, siblings) in enumerate(types):
-            body = render_definition(definition, siblings, options.small_body_lines)
-            chunks.append(_chunk(PRIORITY_TYPES, definition, body, "type", rank))
+        chunks.extend(_definition_chunks(index, rel, language, parsed, text, offset, options))
     if parsed is not None and len(text) > options.prefix_chars + options.suffix_chars:
         outline = _outline(parsed.definitions, text, offset, options)
         if outline is not None:
