@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
-
-from codellama_lsp.server.settings import settings_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+GENERATOR = ROOT / "scripts" / "generate_settings.py"
 
 
 def _setup_commands() -> list[str]:
@@ -32,7 +33,31 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
         assert any(step in line for line in lines), step
 
 
+def _check_readme(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(GENERATOR), "--check", "--readme", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_settings_table_is_generated_from_the_schema() -> None:
-    table = README.split("<!-- settings:start -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
-    hint = "regenerate: python -m codellama_lsp.server.settings --readme"
-    assert table == settings_markdown(), hint
+    result = _check_readme(ROOT / "README.md")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_stale_settings_table_is_reported_with_what_differs(tmp_path: Path) -> None:
+    stale = tmp_path / "README.md"
+    stale.write_text(
+        README.replace("| `codellama.enable` | `true` |", "| `codellama.enable` | `false` |"),
+        encoding="utf-8",
+    )
+    result = _check_readme(stale)
+    assert result.returncode == 1
+    assert f"{stale} is stale" in result.stdout
+    assert "-| `codellama.enable` | `false` |" in result.stdout
+    assert "+| `codellama.enable` | `true` |" in result.stdout
+    assert "regenerate: python scripts/generate_settings.py" in result.stdout
+    assert stale.read_text(encoding="utf-8") != README  # --check writes nothing

@@ -8,6 +8,7 @@ only where node/npm are not installed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -16,23 +17,31 @@ import sys
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from codellama_lsp.context.postprocess import _KNOWN, _canonical
-from codellama_lsp.server.settings import (
-    EXTENSION_KEY_PREFIXES,
-    json_schema_properties,
-    package_json_properties,
-)
+from codellama_lsp.core.settings import json_schema_properties
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT = ROOT / "vscode-client"
 MANIFEST = CLIENT / "package.json"
-REGENERATE = (
-    ".venv/bin/python -m codellama_lsp.server.settings --package-json vscode-client/package.json"
-)
+GENERATOR_PATH = ROOT / "scripts" / "generate_settings.py"
+REGENERATE = ".venv/bin/python scripts/generate_settings.py"
+
+
+def _load_generator() -> ModuleType:
+    """scripts/ is not a package: load the generator from its file."""
+    spec = importlib.util.spec_from_file_location("generate_settings", GENERATOR_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GENERATOR = _load_generator()
 
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
@@ -56,10 +65,11 @@ def properties() -> dict[str, Any]:
 
 def test_package_json_configuration_is_generated_from_the_schema() -> None:
     props = properties()
-    server_keys = {k: v for k, v in props.items() if not k.startswith(EXTENSION_KEY_PREFIXES)}
+    own = GENERATOR.EXTENSION_KEY_PREFIXES
+    server_keys = {k: v for k, v in props.items() if not k.startswith(own)}
     assert server_keys == json_schema_properties(), f"stale package.json: run {REGENERATE}"
     # Regenerating changes nothing, key order included.
-    assert list(package_json_properties(props).items()) == list(props.items()), (
+    assert list(GENERATOR.package_json_properties(props).items()) == list(props.items()), (
         f"stale package.json: run {REGENERATE}"
     )
 
@@ -82,7 +92,7 @@ def test_generator_rewrites_only_the_configuration_properties(tmp_path: Path) ->
     path = tmp_path / "package.json"
     path.write_text(json.dumps(stale), encoding="utf-8")
     subprocess.run(
-        [sys.executable, "-m", "codellama_lsp.server.settings", "--package-json", str(path)],
+        [sys.executable, str(GENERATOR_PATH), "--package-json", str(path)],
         check=True,
         timeout=60,
     )
@@ -99,6 +109,26 @@ def test_generator_rewrites_only_the_configuration_properties(tmp_path: Path) ->
     # The same formatting as the committed file, so regenerating it gives no diff.
     stale["contributes"]["configuration"]["properties"] = new_props
     assert text == json.dumps(stale, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_generator_check_names_what_is_stale(tmp_path: Path) -> None:
+    stale = manifest()
+    stale["contributes"]["configuration"]["properties"]["codellama.model.nCtx"]["default"] = 1
+    path = tmp_path / "package.json"
+    path.write_text(json.dumps(stale, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    before = path.read_text(encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(GENERATOR_PATH), "--check", "--package-json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{path} is stale" in result.stdout
+    changed = [line[:1] + line[1:].strip() for line in result.stdout.splitlines()]
+    assert '-"default": 1,' in changed and '+"default": 16384,' in changed
+    assert path.read_text(encoding="utf-8") == before
 
 
 def test_activation_languages_are_the_servers() -> None:
