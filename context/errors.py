@@ -15,10 +15,6 @@ class InvalidEditError(CodeLlamaLspError):
     """A text edit does not fit the document it is applied to."""
 
 
-class DocumentNotOpenError(CodeLlamaLspError):
-    """A request names a document the client never opened."""
-
-
 class UnsupportedLanguageError(CodeLlamaLspError):
     """No tree-sitter grammar is installed for the requested language."""
 

@@ -480,3 +480,17 @@ def finalize(text: str, policy: StopPolicy, prefix: str, suffix: str) -> str | N
     if not policy.multiline:
         result = result.split("\n", 1)[0]
     return result
+
+
+def finish_generated(
+    text: str, policy: StopPolicy, prefix: str, suffix: str, *, cut_short: bool = False
+) -> str | None:
+    """The suggestion to show for what a backend generated (see :func:`finalize`).
+
+    ``cut_short``: generation stopped on the time budget, mid-thought; a
+    multi-line suggestion then keeps only its complete lines, since a half line
+    of code is worse than one line fewer.
+    """
+    if cut_short and policy.multiline and "\n" in text:
+        text = text[: text.rfind("\n")]
+    return finalize(text, policy, prefix, suffix)

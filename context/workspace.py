@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -216,8 +216,3 @@ def read_source(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes | 
     if len(data) > max_bytes or decode_source(data) is None:
         return None
     return data
-
-
-def unique(paths: Iterable[str]) -> list[str]:
-    """Sorted, de-duplicated paths: every listing the index hands out is deterministic."""
-    return sorted(set(paths))

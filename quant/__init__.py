@@ -1,6 +1,6 @@
-"""GGUF models and the llama.cpp inference engine (no LSP types)."""
+"""GGUF models: catalog, download, quantize, the llama.cpp engine and remote backends.
 
-# llama_cpp before numpy, for every user of this package (engine, synthetic models,
-# benchmarks, tests): on a CUDA machine (numpy 2.5, system libstdc++) loading a
-# model segfaulted when numpy's libraries had been loaded first.
-import llama_cpp  # noqa: F401
+No LSP types here.  Only ``engine`` and ``quantize`` load llama.cpp's native
+library, and they import ``llama_cpp`` before numpy: on a CUDA machine loading a
+model segfaulted when numpy's libraries had been loaded first.
+"""

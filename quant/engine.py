@@ -24,24 +24,22 @@ import llama_cpp  # before numpy: see this package's __init__
 import numpy as np
 
 from . import fim
+from .backend import (
+    BackendInfo,
+    CompletionRequest,
+    CompletionResult,
+    EngineConfig,
+    Health,
+    StopReason,
+    StopRule,
+)
 from .errors import InferenceError, ModelFormatError, ModelNotFoundError
+
+__all__ = ["CompletionRequest", "CompletionResult", "Engine", "EngineConfig", "memory_estimate"]
 
 log = logging.getLogger(__name__)
 
 GGUF_MAGIC = b"GGUF"
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    model_path: str
-    n_ctx: int = 16384
-    n_gpu_layers: int = -1
-    n_threads: int = 0
-    n_batch: int = 512
-    #: "auto" (on when llama.cpp was built with a GPU backend), "on" or "off".
-    flash_attn: str = "auto"
-    #: KV cache element type: "f16", or "q8_0" (half the memory; needs flash attention).
-    kv_cache_type: str = "f16"
 
 
 #: GGML type ids of the KV cache types offered (ggml.h: GGML_TYPE_F16, GGML_TYPE_Q8_0).
@@ -73,47 +71,12 @@ def memory_estimate(metadata: dict[str, str], file_bytes: int, n_ctx: int, kv_ty
 
 
 @dataclass(frozen=True)
-class CompletionRequest:
-    prefix: str
-    suffix: str
-    max_tokens: int = 128
-    fim_order: str = "spm"
-    #: Repository context, written before the FIM tokens (dropped first when space runs out).
-    context: str = ""
-    #: Generation stops after this long (milliseconds from the request; 0: no limit).
-    time_budget_ms: float = 0.0
-    #: Prompt-lookup decoding: tokens guessed per step from n-grams of the prompt (0: off).
-    prompt_lookup: int = 0
-
-
-@dataclass(frozen=True)
-class CompletionResult:
-    text: str
-    prompt_tokens: int
-    reused_tokens: int
-    generated_tokens: int
-    #: "eot", "eos", "stop_rule", "max_tokens", "time_budget", "context_full", "cancelled"
-    stop_reason: str
-    tokenize_ms: float
-    ttft_ms: float
-    total_ms: float
-    context_tokens: int = 0
-    #: Prompt-lookup decoding: guessed tokens checked, and how many the model agreed with.
-    drafted_tokens: int = 0
-    accepted_tokens: int = 0
-
-
-@dataclass(frozen=True)
 class PreparedPrompt:
     tokens: list[int]
     prefix: str
     suffix: str
     #: Tokens of repository context at the start (0 when it was dropped to fit).
     context_tokens: int = 0
-
-
-#: Called with the text generated so far; returns how much to keep once complete, else None.
-StopRule = Callable[[str], int | None]
 
 
 def _check_file(path: Path) -> None:
@@ -138,7 +101,7 @@ def _common_prefix(cached: np.ndarray, tokens: list[int]) -> int:
 
 
 class Engine:
-    """A loaded Code Llama model and its KV cache."""
+    """A loaded Code Llama model and its KV cache: the local :class:`~.backend.Backend`."""
 
     def __init__(self, config: EngineConfig, llama: Any) -> None:
         self.config = config
@@ -169,6 +132,7 @@ class Engine:
         #: Filled in by load(): memory estimate and layers offloaded to a GPU.
         self.memory_bytes = 0
         self.gpu_layers = 0
+        self._health = Health()
 
     @classmethod
     def load(cls, config: EngineConfig) -> Engine:
@@ -250,6 +214,19 @@ class Engine:
     def close(self) -> None:
         with self._lock:
             self._llm.close()
+
+    def describe(self) -> BackendInfo:
+        return BackendInfo(
+            kind="local",
+            label=self.config.model_path,
+            n_ctx=self.config.n_ctx,
+            memory_bytes=self.memory_bytes,
+            gpu_layers=self.gpu_layers,
+        )
+
+    def health(self) -> Health:
+        """Always ready: a local model's failures are the failing request's error."""
+        return self._health
 
     # -- tokens -----------------------------------------------------------
 
@@ -400,7 +377,7 @@ class _Generation:
         self.drafted = 0
         self.accepted = 0
         self.ttft = 0.0
-        self.stop_reason = "cancelled"
+        self.stop_reason: StopReason = "cancelled"
 
     def run(self, tokenized: float) -> CompletionResult:
         llm = self.llm

@@ -17,3 +17,7 @@ class ModelFormatError(ModelError):
 
 class InferenceError(ModelError):
     """llama.cpp failed while evaluating or generating."""
+
+
+class BackendUnavailable(InferenceError):
+    """A remote server could not serve the request; the message says why in one line."""

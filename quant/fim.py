@@ -16,6 +16,29 @@ from .errors import ModelFormatError
 FIM_ORDERS = ("spm", "psm")
 
 
+def fim_text(context: str, prefix: str, suffix: str, order: str, *, shown: bool = False) -> str:
+    """Code Llama's fill-in-the-middle prompt as text, repository context first.
+
+    The wire form (default) is what a server that tokenizes text gets: Code
+    Llama's ``▁<PRE>``/``▁<SUF>``/``▁<MID>`` are vocabulary pieces, so `` <SUF>``
+    becomes the control token (the form Code Llama's tokenizer and Ollama's
+    template use).  ``shown`` is what the engine's own token list renders to
+    (:func:`assemble`, BOS and SentencePiece's leading space before the prefix),
+    for ``codellama-lsp prompt`` when no model is at hand to tokenize.
+    """
+    if order not in FIM_ORDERS:
+        raise ValueError(f"unknown FIM order {order!r}; expected one of {FIM_ORDERS}")
+    if shown:
+        head = "<s>" + (" " + context if context else "") + "▁<PRE>"
+        pre = " " + prefix if prefix else ""
+        suf, mid = "▁<SUF>", "▁<MID>"
+    else:
+        head, pre, suf, mid = f"{context}<PRE>", f" {prefix}", " <SUF>", " <MID>"
+    if order == "psm":
+        return f"{head}{pre}{suf}{suffix}{mid}"
+    return f"{head}{suf}{suffix}{mid}{pre}"
+
+
 @dataclass(frozen=True)
 class FimTokens:
     bos: int

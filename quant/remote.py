@@ -31,16 +31,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .engine import CompletionRequest, CompletionResult, StopRule
-from .errors import InferenceError
+from .backend import (
+    BackendInfo,
+    CompletionRequest,
+    CompletionResult,
+    Health,
+    StopReason,
+    StopRule,
+)
+from .errors import BackendUnavailable
+from .fim import fim_text
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("llama-server-infill", "llama-server-completion", "openai")
-
-
-class BackendUnavailable(InferenceError):
-    """The remote server could not serve the request; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -62,55 +66,12 @@ class RemoteConfig:
         return f"{self.protocol} {self.url}" + (f" {self.model}" if self.model else "")
 
 
-def fim_text(request: CompletionRequest) -> str:
-    """Code Llama's fill-in-the-middle prompt as text, repository context first.
-
-    Code Llama's ``▁<PRE>``/``▁<SUF>``/``▁<MID>`` are vocabulary pieces, so a
-    server tokenizing `` <PRE>`` gets the control token; this is the text form
-    Code Llama's tokenizer and Ollama's template use.
-    """
-    context = request.context
-    if request.fim_order == "psm":
-        return f"{context}<PRE> {request.prefix} <SUF>{request.suffix} <MID>"
-    return f"{context}<PRE> <SUF>{request.suffix} <MID> {request.prefix}"
-
-
-class Health:
-    """Backoff after failures: 1 s, 2 s, 4 s ... up to 30 s between attempts."""
-
-    def __init__(self, first_s: float = 1.0, max_s: float = 30.0) -> None:
-        self.first_s = first_s
-        self.max_s = max_s
-        self.failures = 0
-        self.retry_at = 0.0
-        self.last_error = ""
-        self._lock = threading.Lock()
-
-    def ready(self) -> bool:
-        with self._lock:
-            return self.failures == 0 or time.monotonic() >= self.retry_at
-
-    def failed(self, error: str) -> bool:
-        """Record a failure; True when it is the first of a run (tell the user once)."""
-        with self._lock:
-            self.failures += 1
-            delay = min(self.max_s, self.first_s * 2 ** (self.failures - 1))
-            self.retry_at = time.monotonic() + delay
-            first = self.failures == 1
-            self.last_error = error
-            return first
-
-    def succeeded(self) -> bool:
-        """Record a success; True when it ends a run of failures (tell the user once)."""
-        with self._lock:
-            recovered = self.failures > 0
-            self.failures = 0
-            self.last_error = ""
-            return recovered
+def _wire_prompt(request: CompletionRequest) -> str:
+    return fim_text(request.context, request.prefix, request.suffix, request.fim_order)
 
 
 class RemoteEngine:
-    """A completion backend on another machine; same interface as the local Engine."""
+    """A completion backend on another machine: a :class:`~.backend.Backend` like the local one."""
 
     def __init__(self, config: RemoteConfig) -> None:
         if config.protocol not in PROTOCOLS:
@@ -122,11 +83,16 @@ class RemoteEngine:
             )
         self.config = config
         self._parsed = parsed
-        self.health = Health()
-        self.memory_bytes = 0
-        self.gpu_layers = 0
+        self._health = Health()
 
-    # -- the engine interface ---------------------------------------------------
+    # -- the backend interface --------------------------------------------------
+
+    def describe(self) -> BackendInfo:
+        kind = "openai" if self.config.protocol == "openai" else "llama-server"
+        return BackendInfo(kind=kind, label=self.config.model_path, n_ctx=self.config.n_ctx)
+
+    def health(self) -> Health:
+        return self._health
 
     def count_tokens(self, text: str) -> int:
         # No tokenizer here: about three characters per token, as for packing.
@@ -138,7 +104,7 @@ class RemoteEngine:
                 f"[input_extra]\n{request.context}[input_prefix]\n{request.prefix}"
                 f"[input_suffix]\n{request.suffix}"
             )
-        return fim_text(request)
+        return _wire_prompt(request)
 
     def close(self) -> None:
         pass
@@ -153,7 +119,7 @@ class RemoteEngine:
         path, body = self._request_body(request)
         text = ""
         ttft = 0.0
-        reason = "max_tokens"
+        reason: StopReason = "max_tokens"
         stats: dict[str, Any] = {}
         deadline = started + request.time_budget_ms / 1000 if request.time_budget_ms > 0 else None
         try:
@@ -226,7 +192,7 @@ class RemoteEngine:
                 "cache_prompt": True,
                 "stream": True,
             }
-        prompt = fim_text(request)
+        prompt = _wire_prompt(request)
         if self.config.protocol == "llama-server-completion":
             return "/completion", {
                 "prompt": prompt,
@@ -248,7 +214,7 @@ class RemoteEngine:
             body["model"] = self.config.model
         return "/v1/completions", body
 
-    def _piece(self, event: dict[str, Any], stats: dict[str, Any]) -> tuple[str, str | None]:
+    def _piece(self, event: dict[str, Any], stats: dict[str, Any]) -> tuple[str, StopReason | None]:
         """The text in one streamed event, and a stop reason when it is the last one."""
         if self.config.protocol == "openai":
             usage = event.get("usage")
@@ -273,11 +239,9 @@ class RemoteEngine:
             return piece, None
         timings = event.get("timings") or {}
         evaluated = int(timings.get("prompt_n", 0))
-        cached = int(event.get("tokens_cached", 0))
         stats["prompt_tokens"] = int(event.get("tokens_evaluated", evaluated))
         stats["reused_tokens"] = max(0, stats["prompt_tokens"] - evaluated)
         stats["generated_tokens"] = int(timings.get("predicted_n", 0))
-        stats["cached"] = cached
         return piece, "max_tokens" if event.get("stopped_limit") else "eot"
 
     # -- HTTP -----------------------------------------------------------------------

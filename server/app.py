@@ -1,14 +1,9 @@
-"""The language server object: all state lives here, none in module globals."""
+"""The language server object and its strict protocol; its state lives in components."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cattrs.errors import ClassValidationError
@@ -18,27 +13,18 @@ from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
-from codellama_lsp.context.assemble import PromptParts
 from codellama_lsp.context.documents import DocumentStore
-from codellama_lsp.context.index import RepositoryIndex
-from codellama_lsp.context.reuse import ShownSuggestion, SuggestionCache
-from codellama_lsp.context.watcher import WorkspaceWatcher
-from codellama_lsp.context.workspace import WorkspaceOptions
-from codellama_lsp.quant.engine import CompletionRequest, CompletionResult, Engine, EngineConfig
-from codellama_lsp.quant.remote import RemoteEngine
+from codellama_lsp.core.backends import with_overrides
+from codellama_lsp.core.settings import Settings, parse_settings
+from codellama_lsp.core.state import CompletionState
 
 from . import __version__
-from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: The local model or a remote server: the pipeline treats them alike.
-AnyEngine = Engine | RemoteEngine
-
-SERVER_NOT_INITIALIZED = -32002
-PARSE_ERROR = -32700
-INVALID_PARAMS = -32602
-INVALID_REQUEST = -32600
+SERVER_NOT_INITIALIZED = types.ErrorCodes.ServerNotInitialized.value
+PARSE_ERROR = types.ErrorCodes.ParseError.value
+INVALID_PARAMS = types.ErrorCodes.InvalidParams.value
 
 # Methods a client may send before the initialize handshake completes.
 _ALLOWED_BEFORE_INIT = {types.INITIALIZE, types.EXIT, types.CANCEL_REQUEST}
@@ -109,28 +95,18 @@ def _cause(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-@dataclass
-class InFlight:
-    """The latest completion request of one document, so a newer one can stop it."""
-
-    request_id: object
-    cancel: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass(frozen=True)
-class LastPrompt:
-    """What the latest completion sent to the model, for ``codellama/lastPrompt``."""
-
-    uri: str
-    line: int
-    character: int
-    parts: PromptParts
-    request: CompletionRequest
-    result: CompletionResult
-    engine: AnyEngine
-
-
 class CodeLlamaServer(LanguageServer):
+    """The server and the few components that own its state.
+
+    * ``documents``: the open documents' text (:class:`DocumentStore`);
+    * ``backends``: the model or remote server, its loading and health;
+    * ``workspace_context``: the repository index, its watcher, recent files;
+    * ``completions``: what completions remember (shown suggestion, prompt
+      windows, cache, requests in flight, the last prompt).
+
+    Handlers call the components' methods; nothing else writes their state.
+    """
+
     def __init__(self, model_override: str | None = None, max_tokens_override: int | None = None):
         super().__init__(
             "codellama-lsp",
@@ -138,46 +114,34 @@ class CodeLlamaServer(LanguageServer):
             protocol_cls=CodeLlamaProtocol,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
-        self.settings = Settings()
-        self.model_override = model_override
-        self.max_tokens_override = max_tokens_override
+        from .backends import BackendManager
+        from .workspace_index import WorkspaceContext
+
+        self._overrides = (model_override, max_tokens_override)
+        self.settings = self._effective(Settings())
         self.documents = DocumentStore()
-        self.engine: AnyEngine | None = None
-        self.engine_error: str | None = None
-        self.loading_config: EngineConfig | None = None
-        self.engine_loading: asyncio.Future[Engine] | None = None
-        self.pending_warnings: list[str] = []
-        self.engine_lock = threading.Lock()
-        #: The catalog model being downloaded (by name), and how to stop it at shutdown.
-        self.download_name: str | None = None
-        self.downloading: asyncio.Future[Path] | None = None
-        self.download_cancel = threading.Event()
+        self.completions = CompletionState(self.settings.completion.cache_size)
+        self.backends = BackendManager(self)
+        self.workspace_context = WorkspaceContext(self)
         #: Messages already shown once (offline, download failed): not one per keystroke.
-        self.told: set[str] = set()
-        self.in_flight: dict[str, InFlight] = {}
-        self.request_counter = 0
-        # Workspace context: the index is published only once its first build is done.
-        self.index: RepositoryIndex | None = None
-        self.index_options: WorkspaceOptions | None = None
-        self.index_building: asyncio.Future[RepositoryIndex] | None = None
-        self.watcher: WorkspaceWatcher | None = None
-        self.open_paths: set[str] = set()
-        #: Most recently used documents last; their text feeds neighbour snippets.
-        self.recent: OrderedDict[str, None] = OrderedDict()
-        self.index_updates: dict[str, asyncio.TimerHandle] = {}
-        self.last_prompt: LastPrompt | None = None
-        #: Per document: the last prompt's parts (sticky windows, kept context) and the
-        #: suggestion shown last (typed-through answers).
-        self.prompt_parts: dict[str, PromptParts] = {}
-        self.shown: dict[str, ShownSuggestion] = {}
-        self.suggestion_cache = SuggestionCache(self.settings.cache_size)
-        #: How completions were answered: "model", "typed_through", "cache", "superseded".
-        self.answer_counts: dict[str, int] = {
-            "model": 0,
-            "typed_through": 0,
-            "cache": 0,
-            "superseded": 0,
-        }
+        self._told: set[str] = set()
+        self._deferred: list[str] = []
+        self._request_counter = 0
+
+    def _effective(self, settings: Settings) -> Settings:
+        model, max_tokens = self._overrides
+        return with_overrides(settings, model_path=model, max_tokens=max_tokens)
+
+    def apply_settings(self, raw: object) -> list[str]:
+        """New settings from the client; what was made under the old ones is forgotten.
+
+        Parsed from the defaults, not layered on the old values, so a key the
+        user removed goes back to its default.  Returns one warning per bad key.
+        """
+        parsed, warnings = parse_settings(raw)
+        self.settings = self._effective(parsed)
+        self.completions.reset(self.settings.completion.cache_size)
+        return warnings
 
     @property
     def strict_protocol(self) -> CodeLlamaProtocol:
@@ -193,17 +157,26 @@ class CodeLlamaServer(LanguageServer):
             return
         log.error("%s: %s", getattr(source, "__name__", source), error)
 
-    def effective_max_tokens(self) -> int:
-        return self.max_tokens_override or self.settings.max_tokens
-
-    def effective_model_path(self) -> str:
-        return self.model_override or self.settings.model_path
-
     def notify(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
         """One user-visible message; logged as well, since clients may hide it."""
         log.log(logging.ERROR if kind == types.MessageType.Error else logging.WARNING, message)
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
+    def tell_once(self, key: str, message: str, kind: types.MessageType) -> None:
+        """A message that would otherwise repeat on every settings change or restart."""
+        if key not in self._told:
+            self._told.add(key)
+            self.notify(message, kind)
+
+    def defer_warning(self, message: str) -> None:
+        """A warning found before the client can show messages (during initialize)."""
+        self._deferred.append(message)
+
+    def flush_warnings(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for message in deferred:
+            self.notify(message, types.MessageType.Warning)
+
     def next_request_number(self) -> int:
-        self.request_counter += 1
-        return self.request_counter
+        self._request_counter += 1
+        return self._request_counter

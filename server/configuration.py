@@ -6,10 +6,9 @@ import asyncio
 
 from lsprotocol import types
 
+from codellama_lsp.core.settings import SECTION
+
 from .app import CodeLlamaServer
-from .model import ensure_engine
-from .settings import SECTION, parse_settings
-from .workspace_index import ensure_index
 
 
 async def workspace_did_change_configuration(
@@ -22,17 +21,9 @@ async def workspace_did_change_configuration(
             types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
         )
         raw = results[0] if results else None
-    # Settings are parsed from the defaults, not layered on the old values, so a
-    # key the user removed goes back to its default.
-    ls.settings, warnings = parse_settings(raw)
-    ls.suggestion_cache.resize(ls.settings.cache_size)
-    # The settings may change what a prompt produces: forget what was shown.
-    ls.suggestion_cache.clear()
-    ls.shown.clear()
-    ls.prompt_parts.clear()
-    for warning in warnings:
+    for warning in ls.apply_settings(raw):
         ls.notify(f"codellama-lsp: {warning}", types.MessageType.Warning)
-    await asyncio.gather(ensure_engine(ls), ensure_index(ls))
+    await asyncio.gather(ls.backends.ensure(), ls.workspace_context.ensure())
 
 
 def register(ls: CodeLlamaServer) -> None:

@@ -15,24 +15,29 @@ METHOD = "codellama/lastPrompt"
 
 def codellama_last_prompt(ls: CodeLlamaServer, params: Any) -> dict[str, Any] | None:
     """The latest model prompt, and how many completions were answered which way."""
-    last = ls.last_prompt
-    if last is None:
-        return {"answers": dict(ls.answer_counts)}
+    state = ls.completions
+    answers = {"answers": dict(state.counts)}
+    last = state.last
+    # Only the backend that ran a prompt may render it: a closed model cannot.
+    if last is None or last.backend is not ls.backends.current:
+        return answers
+    parts, request, result = last.prompt.parts, last.prompt.request, last.result
+    line, character = last.cursor
     return {
-        "uri": last.uri,
-        "position": {"line": last.line, "character": last.character},
-        "prompt": last.engine.prompt_text(last.request),
-        "backend": last.engine.config.model_path,
-        "fimOrder": last.request.fim_order,
-        "promptTokens": last.result.prompt_tokens,
-        "reusedTokens": last.result.reused_tokens,
-        "contextTokens": last.result.context_tokens,
-        "contextKept": last.parts.context_kept,
-        "evaluatedTokens": last.result.prompt_tokens - last.result.reused_tokens,
-        "generatedTokens": last.result.generated_tokens,
-        "draftedTokens": last.result.drafted_tokens,
-        "acceptedTokens": last.result.accepted_tokens,
-        "stopReason": last.result.stop_reason,
+        "uri": last.key,
+        "position": {"line": line, "character": character},
+        "prompt": last.backend.prompt_text(request),
+        "backend": last.backend.describe().label,
+        "fimOrder": request.fim_order,
+        "promptTokens": result.prompt_tokens,
+        "reusedTokens": result.reused_tokens,
+        "contextTokens": result.context_tokens,
+        "contextKept": parts.context_kept,
+        "evaluatedTokens": result.evaluated_tokens,
+        "generatedTokens": result.generated_tokens,
+        "draftedTokens": result.drafted_tokens,
+        "acceptedTokens": result.accepted_tokens,
+        "stopReason": result.stop_reason,
         "context": [
             {
                 "path": chunk.path,
@@ -41,12 +46,12 @@ def codellama_last_prompt(ls: CodeLlamaServer, params: Any) -> dict[str, Any] | 
                 "source": chunk.source,
                 "name": chunk.name,
             }
-            for chunk in last.parts.chunks
+            for chunk in parts.chunks
         ],
-        "completion": last.result.text,
-        "ttftMs": round(last.result.ttft_ms, 1),
-        "totalMs": round(last.result.total_ms, 1),
-        "answers": dict(ls.answer_counts),
+        "completion": result.text,
+        "ttftMs": round(result.ttft_ms, 1),
+        "totalMs": round(result.total_ms, 1),
+        **answers,
     }
 
 

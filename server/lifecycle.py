@@ -10,36 +10,31 @@ from lsprotocol import types
 from codellama_lsp.context.documents import ENCODINGS, UTF16
 
 from .app import CodeLlamaServer
-from .model import ensure_engine
-from .settings import parse_settings
-from .workspace_index import ensure_index, stop_index
 
 log = logging.getLogger(__name__)
 
 
 def initialize(ls: CodeLlamaServer, params: types.InitializeParams) -> None:
-    ls.settings, ls.pending_warnings = parse_settings(params.initialization_options)
-    ls.suggestion_cache.resize(ls.settings.cache_size)
+    warnings = ls.apply_settings(params.initialization_options)
     encoding = str(ls.workspace.position_encoding or UTF16)
     ls.documents.encoding = encoding if encoding in ENCODINGS else UTF16
     client = params.client_info.name if params.client_info else "unknown client"
     log.info("initialize from %s; position encoding %s", client, ls.documents.encoding)
+    # Shown once the client is ready to show messages (after initialized).
+    for warning in warnings:
+        ls.defer_warning(f"codellama-lsp: {warning}")
 
 
 async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> None:
-    for warning in ls.pending_warnings:
-        ls.notify(f"codellama-lsp: {warning}", types.MessageType.Warning)
-    ls.pending_warnings = []
+    ls.flush_warnings()
     # The model and the index load side by side; neither waits for the other.
-    await asyncio.gather(ensure_engine(ls), ensure_index(ls))
+    await asyncio.gather(ls.backends.ensure(), ls.workspace_context.ensure())
 
 
 def shutdown(ls: CodeLlamaServer, params: None) -> None:
-    ls.download_cancel.set()  # a partial download resumes next time
-    for in_flight in ls.in_flight.values():
-        in_flight.cancel.set()
-    ls.in_flight.clear()
-    stop_index(ls)
+    ls.backends.shutdown()  # a partial download resumes next time
+    ls.completions.cancel_all()
+    ls.workspace_context.stop()
 
 
 def register(ls: CodeLlamaServer) -> None:

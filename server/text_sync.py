@@ -10,7 +10,6 @@ from codellama_lsp.context.documents import Position, Range, TextChange
 from codellama_lsp.context.errors import InvalidEditError
 
 from .app import CodeLlamaServer
-from .workspace_index import document_changed, document_closed, document_opened
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ def _to_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
 def text_document_did_open(ls: CodeLlamaServer, params: types.DidOpenTextDocumentParams) -> None:
     doc = params.text_document
     ls.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
-    document_opened(ls, doc.uri)
+    ls.workspace_context.opened(doc.uri)
 
 
 def text_document_did_change(
@@ -39,14 +38,12 @@ def text_document_did_change(
 ) -> None:
     uri = params.text_document.uri
     # Typing makes any suggestion being computed for this document stale.
-    in_flight = ls.in_flight.get(uri)
-    if in_flight is not None:
-        in_flight.cancel.set()
+    ls.completions.cancel(uri)
     try:
         ls.documents.change(
             uri, params.text_document.version, [_to_change(c) for c in params.content_changes]
         )
-        document_changed(ls, uri)
+        ls.workspace_context.changed(uri)
     except InvalidEditError as exc:
         ls.notify(
             f"codellama-lsp ignored an edit: {exc}. Completions for this file are paused "
@@ -57,13 +54,9 @@ def text_document_did_change(
 
 def text_document_did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
-    in_flight = ls.in_flight.pop(uri, None)
-    if in_flight is not None:
-        in_flight.cancel.set()
+    ls.completions.forget(uri)
     ls.documents.close(uri)
-    ls.prompt_parts.pop(uri, None)
-    ls.shown.pop(uri, None)
-    document_closed(ls, uri)
+    ls.workspace_context.closed(uri)
 
 
 def text_document_did_save(ls: CodeLlamaServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -71,7 +64,7 @@ def text_document_did_save(ls: CodeLlamaServer, params: types.DidSaveTextDocumen
     if doc is not None and params.text is not None and params.text != doc.text:
         log.warning("didSave text differs from the synced text of %s; resyncing", doc.uri)
         ls.documents.open(doc.uri, params.text, doc.version, doc.language_id)
-        document_changed(ls, doc.uri)
+        ls.workspace_context.changed(doc.uri)
 
 
 def register(ls: CodeLlamaServer) -> None:

@@ -12,19 +12,24 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from codellama_lsp.context.documents import DocumentStore
 from codellama_lsp.context.errors import CodeLlamaLspError
 from codellama_lsp.context.index import RepositoryIndex, index_stats
 from codellama_lsp.context.watcher import WorkspaceWatcher
 from codellama_lsp.context.workspace import WorkspaceOptions
 
-from .app import CodeLlamaServer
-from .model import send_status
+from .progress import Progress, send_status
 from .worker import run_off_loop
+
+if TYPE_CHECKING:
+    from .app import CodeLlamaServer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,166 @@ def uri_path(uri: str) -> str | None:
     return str(Path(path).resolve()) if path else None
 
 
+class WorkspaceContext:
+    """The index of the workspace root, its watcher, and the recently used documents.
+
+    The index is published only once its first build is done; open documents
+    are indexed from the editor's text, closed ones from the disk again.
+    """
+
+    def __init__(self, ls: CodeLlamaServer) -> None:
+        self._ls = ls
+        self.index: RepositoryIndex | None = None
+        self._options: WorkspaceOptions | None = None
+        self._watcher: WorkspaceWatcher | None = None
+        self._open_paths: set[str] = set()
+        #: Most recently used documents last; their text feeds neighbour snippets.
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._updates: dict[str, asyncio.TimerHandle] = {}
+
+    @staticmethod
+    def path_of(uri: str) -> str | None:
+        return uri_path(uri)
+
+    def recent_files(self, current: str, documents: DocumentStore) -> list[tuple[str, str]]:
+        """(path, text) of the other open documents, most recently used first."""
+        found: list[tuple[str, str]] = []
+        for uri in reversed(self._recent):
+            doc = documents.get(uri)
+            path = uri_path(uri)
+            if uri != current and doc is not None and path is not None:
+                found.append((path, doc.text))
+        return found
+
+    # -- building -----------------------------------------------------------------
+
+    async def ensure(self) -> None:
+        """Build (or rebuild, when its settings changed) the index of the workspace root."""
+        root = workspace_root(self._ls)
+        options = _options(self._ls)
+        if root is None or options is None:
+            if self.index is not None:
+                log.info("workspace context off")
+            self.stop()
+            return
+        if self.index is not None and self._options == options and self.index.root == root:
+            return
+        self.stop()
+        self._options = options
+        index = await self._build(root, options)
+        if index is None:
+            return
+        self.index = index
+        watcher = WorkspaceWatcher(index, is_open=self._open_paths.__contains__)
+        try:
+            watcher.start()
+            self._watcher = watcher
+        except OSError as exc:  # inotify limits, for one
+            log.warning("not watching %s for changes: %s", root, exc)
+
+    async def _build(self, root: Path, options: WorkspaceOptions) -> RepositoryIndex | None:
+        """The first build, off the loop, with progress; None when it failed or went stale."""
+        progress = await Progress.begin(self._ls, "Code Llama: indexing", root.name)
+        send_status(self._ls, "indexing", f"indexing {root}")
+        started = time.perf_counter()
+        try:
+            index = await run_off_loop(
+                lambda: RepositoryIndex.build(
+                    root, options, lambda files: progress.report(f"{files} files")
+                ),
+                name="index",
+            )
+        except (CodeLlamaLspError, OSError) as exc:
+            self._options = None
+            self._ls.notify(f"codellama-lsp could not index {root}: {exc}", types.MessageType.Error)
+            progress.end(f"failed: {exc}")
+            return None
+        if self._options != options:  # settings changed while building
+            progress.end("superseded")
+            return None
+        # Open documents: the editor's text, not the disk's.
+        documents = self._ls.documents
+        opened = [
+            (path, doc.text)
+            for uri in documents.uris()
+            if (doc := documents.get(uri)) is not None and (path := uri_path(uri)) is not None
+        ]
+        await run_off_loop(lambda: [index.update_file(p, t) for p, t in opened], name="index-open")
+        stats = index_stats(index)
+        summary = (
+            f"{stats.files} files, {stats.definitions} definitions in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+        log.info("indexed %s: %s", root, summary)
+        progress.end(summary)
+        send_status(self._ls, "indexed", summary)
+        return index
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        for handle in self._updates.values():
+            handle.cancel()
+        self._updates.clear()
+        self.index = None
+        self._options = None
+
+    # -- documents ----------------------------------------------------------------
+
+    def _touch(self, uri: str) -> None:
+        """Mark a document as most recently used (it feeds neighbour snippets)."""
+        self._recent.pop(uri, None)
+        self._recent[uri] = None
+        while len(self._recent) > RECENT_LIMIT:
+            self._recent.popitem(last=False)
+
+    def opened(self, uri: str) -> None:
+        self._touch(uri)
+        path = uri_path(uri)
+        if path is not None:
+            self._open_paths.add(path)
+        self._schedule_update(uri, delay=0.0)
+
+    def changed(self, uri: str) -> None:
+        self._touch(uri)
+        self._schedule_update(uri)
+
+    def closed(self, uri: str) -> None:
+        self._recent.pop(uri, None)
+        path = uri_path(uri)
+        if path is None:
+            return
+        self._open_paths.discard(path)
+        handle = self._updates.pop(uri, None)
+        if handle is not None:
+            handle.cancel()
+        index = self.index
+        if index is not None:
+            # The disk is the truth again (the user may have closed without saving).
+            future = run_off_loop(lambda: index.update_file(path), name="index-close")
+            future.add_done_callback(_log_failure)
+
+    def _schedule_update(self, uri: str, delay: float = UPDATE_DELAY_S) -> None:
+        """Re-index an open document after typing pauses, off the loop."""
+        if self.index is None or uri_path(uri) is None:
+            return
+        previous = self._updates.pop(uri, None)
+        if previous is not None:
+            previous.cancel()
+        loop = asyncio.get_running_loop()
+        self._updates[uri] = loop.call_later(delay, self._update_now, uri)
+
+    def _update_now(self, uri: str) -> None:
+        self._updates.pop(uri, None)
+        index, doc, path = self.index, self._ls.documents.get(uri), uri_path(uri)
+        if index is None or doc is None or path is None:
+            return
+        text = doc.text
+        future = run_off_loop(lambda: index.update_file(path, text), name="index-update")
+        future.add_done_callback(_log_failure)
+
+
 def workspace_root(ls: CodeLlamaServer) -> Path | None:
     root = ls.workspace.root_path
     if not root:
@@ -52,166 +217,10 @@ def workspace_root(ls: CodeLlamaServer) -> Path | None:
 
 
 def _options(ls: CodeLlamaServer) -> WorkspaceOptions | None:
-    s = ls.settings
-    if not s.context_enable or s.context_max_tokens == 0:
+    c = ls.settings.context
+    if not c.enable or c.max_tokens == 0:
         return None
-    return WorkspaceOptions(exclude=s.context_exclude, max_file_bytes=s.context_max_file_bytes)
-
-
-def stop_index(ls: CodeLlamaServer) -> None:
-    if ls.watcher is not None:
-        ls.watcher.stop()
-        ls.watcher = None
-    for handle in ls.index_updates.values():
-        handle.cancel()
-    ls.index_updates.clear()
-    ls.index = None
-    ls.index_options = None
-
-
-async def ensure_index(ls: CodeLlamaServer) -> None:
-    """Build (or rebuild, when its settings changed) the index of the workspace root."""
-    root = workspace_root(ls)
-    options = _options(ls)
-    if root is None or options is None:
-        if ls.index is not None:
-            log.info("workspace context off")
-        stop_index(ls)
-        return
-    if ls.index is not None and ls.index_options == options and ls.index.root == root:
-        return
-    stop_index(ls)
-    ls.index_options = options
-    loop = asyncio.get_running_loop()
-    progress = await _begin_progress(ls, root)
-    send_status(ls, "indexing", f"indexing {root}")
-
-    def report(files: int) -> None:
-        if progress is not None:
-            loop.call_soon_threadsafe(
-                ls.work_done_progress.report,
-                progress,
-                types.WorkDoneProgressReport(message=f"{files} files"),
-            )
-
-    started = time.perf_counter()
-    building = run_off_loop(lambda: RepositoryIndex.build(root, options, report), name="index")
-    ls.index_building = building
-    try:
-        index = await building
-    except (CodeLlamaLspError, OSError) as exc:
-        ls.index_options = None
-        ls.notify(f"codellama-lsp could not index {root}: {exc}", types.MessageType.Error)
-        _end_progress(ls, progress, f"failed: {exc}")
-        return
-    finally:
-        if ls.index_building is building:
-            ls.index_building = None
-    if ls.index_options != options:  # settings changed while building
-        _end_progress(ls, progress, "superseded")
-        return
-    # Open documents: the editor's text, not the disk's.
-    opened = [
-        (path, doc.text)
-        for uri in ls.documents.uris()
-        if (doc := ls.documents.get(uri)) is not None and (path := uri_path(uri)) is not None
-    ]
-    await run_off_loop(lambda: [index.update_file(p, t) for p, t in opened], name="index-open")
-    ls.index = index
-    watcher = WorkspaceWatcher(index, is_open=ls.open_paths.__contains__)
-    try:
-        watcher.start()
-        ls.watcher = watcher
-    except OSError as exc:  # inotify limits, for one
-        log.warning("not watching %s for changes: %s", root, exc)
-    stats = index_stats(index)
-    summary = (
-        f"{stats.files} files, {stats.definitions} definitions in "
-        f"{time.perf_counter() - started:.1f} s"
-    )
-    log.info("indexed %s: %s", root, summary)
-    _end_progress(ls, progress, summary)
-    send_status(ls, "indexed", summary)
-
-
-async def _begin_progress(ls: CodeLlamaServer, root: Path) -> str | None:
-    capabilities = ls.client_capabilities.window
-    if capabilities is None or not capabilities.work_done_progress:
-        return None
-    token = f"codellama-index-{ls.next_request_number()}"
-    try:
-        await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
-    except Exception as exc:  # the client refused or never answered: index anyway
-        log.info("no progress for indexing: %s", exc)
-        return None
-    ls.work_done_progress.begin(
-        token,
-        types.WorkDoneProgressBegin(title="Code Llama: indexing", message=root.name),
-    )
-    return token
-
-
-def _end_progress(ls: CodeLlamaServer, token: str | None, message: str) -> None:
-    if token is not None:
-        ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
-
-
-def touch(ls: CodeLlamaServer, uri: str) -> None:
-    """Mark a document as most recently used (it feeds neighbour snippets)."""
-    ls.recent.pop(uri, None)
-    ls.recent[uri] = None
-    while len(ls.recent) > RECENT_LIMIT:
-        ls.recent.popitem(last=False)
-
-
-def document_opened(ls: CodeLlamaServer, uri: str) -> None:
-    touch(ls, uri)
-    path = uri_path(uri)
-    if path is not None:
-        ls.open_paths.add(path)
-    schedule_update(ls, uri, delay=0.0)
-
-
-def document_changed(ls: CodeLlamaServer, uri: str) -> None:
-    touch(ls, uri)
-    schedule_update(ls, uri)
-
-
-def document_closed(ls: CodeLlamaServer, uri: str) -> None:
-    ls.recent.pop(uri, None)
-    path = uri_path(uri)
-    if path is None:
-        return
-    ls.open_paths.discard(path)
-    handle = ls.index_updates.pop(uri, None)
-    if handle is not None:
-        handle.cancel()
-    index = ls.index
-    if index is not None:
-        # The disk is the truth again (the user may have closed without saving).
-        future = run_off_loop(lambda: index.update_file(path), name="index-close")
-        future.add_done_callback(_log_failure)
-
-
-def schedule_update(ls: CodeLlamaServer, uri: str, delay: float = UPDATE_DELAY_S) -> None:
-    """Re-index an open document after typing pauses, off the loop."""
-    if ls.index is None or uri_path(uri) is None:
-        return
-    previous = ls.index_updates.pop(uri, None)
-    if previous is not None:
-        previous.cancel()
-    loop = asyncio.get_running_loop()
-    ls.index_updates[uri] = loop.call_later(delay, _update_now, ls, uri)
-
-
-def _update_now(ls: CodeLlamaServer, uri: str) -> None:
-    ls.index_updates.pop(uri, None)
-    index, doc, path = ls.index, ls.documents.get(uri), uri_path(uri)
-    if index is None or doc is None or path is None:
-        return
-    text = doc.text
-    future = run_off_loop(lambda: index.update_file(path, text), name="index-update")
-    future.add_done_callback(_log_failure)
+    return WorkspaceOptions(exclude=c.exclude, max_file_bytes=c.max_file_bytes)
 
 
 def _log_failure(future: asyncio.Future[bool]) -> None:
@@ -219,14 +228,3 @@ def _log_failure(future: asyncio.Future[bool]) -> None:
         exc = future.exception()
         if exc is not None:
             log.warning("re-indexing an open document failed: %s", exc)
-
-
-def recent_files(ls: CodeLlamaServer, current: str) -> list[tuple[str, str]]:
-    """(path, text) of the other open documents, most recently used first."""
-    found: list[tuple[str, str]] = []
-    for uri in reversed(ls.recent):
-        doc = ls.documents.get(uri)
-        path = uri_path(uri)
-        if uri != current and doc is not None and path is not None:
-            found.append((path, doc.text))
-    return found

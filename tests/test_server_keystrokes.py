@@ -141,8 +141,12 @@ async def test_time_budget_ends_a_long_generation(model_path: Path) -> None:
     options = long_options(model_path)
     options["completion"]["timeBudgetMs"] = 150
     async with session("visual-studio-code", options) as s:
-        s.open("x = cycle", "file:///workspace/c.py")
+        # A first request warms llama.cpp's threads up, so that the budget measures
+        # generation rather than a cold start on a busy machine.
+        s.open("def add(a, b):\n    ", "file:///workspace/warm.py")
         await s.wait_status("ready")
+        await s.inline(1, 4, "file:///workspace/warm.py")
+        s.open("x = cycle", "file:///workspace/c.py")
         result = await asyncio.wait_for(s.inline(0, 9, "file:///workspace/c.py"), 5)
         text = result.items[0].insert_text
         endless = " through every item of the whole list again cycle" * 400

@@ -1,0 +1,72 @@
+"""Which backend the settings ask for, configured the same way for the server and the CLI.
+
+The local engine is imported only when a local model is loaded: remote-only
+use, ``--version`` and settings generation never load llama.cpp.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from codellama_lsp.quant.backend import Backend, EngineConfig
+from codellama_lsp.quant.remote import RemoteConfig, RemoteEngine
+
+from .settings import Settings
+
+
+def local_config(settings: Settings, path: str) -> EngineConfig:
+    model = settings.model
+    return EngineConfig(
+        model_path=path,
+        n_ctx=model.n_ctx,
+        n_gpu_layers=model.n_gpu_layers,
+        n_threads=model.threads,
+        flash_attn=model.flash_attn,
+        kv_cache_type=model.kv_cache_type,
+    )
+
+
+def remote_config(settings: Settings) -> RemoteConfig:
+    backend = settings.backend
+    protocol = "openai" if backend.type == "openai" else f"llama-server-{backend.endpoint}"
+    return RemoteConfig(
+        protocol=protocol,
+        url=backend.url,
+        model=backend.model,
+        api_key_env=backend.api_key_env,
+        timeout_s=backend.timeout_ms / 1000,
+        verify_tls=backend.verify_tls,
+        n_ctx=settings.model.n_ctx,
+    )
+
+
+def load_local(config: EngineConfig) -> Backend:
+    """Load a GGUF model in-process (blocks: seconds to minutes)."""
+    from codellama_lsp.quant.engine import Engine
+
+    return Engine.load(config)
+
+
+def connect_remote(config: RemoteConfig) -> RemoteEngine:
+    """A remote backend; nothing is sent until its first request or probe."""
+    return RemoteEngine(config)
+
+
+def with_overrides(
+    settings: Settings, *, model_path: str | None = None, max_tokens: int | None = None
+) -> Settings:
+    """The settings with the command line's ``--model``/``--max-tokens`` on top.
+
+    ``--model`` names a local GGUF file, so it also means the local backend.
+    """
+    if model_path:
+        settings = dataclasses.replace(
+            settings,
+            model=dataclasses.replace(settings.model, path=model_path),
+            backend=dataclasses.replace(settings.backend, type="local"),
+        )
+    if max_tokens:
+        settings = dataclasses.replace(
+            settings, completion=dataclasses.replace(settings.completion, max_tokens=max_tokens)
+        )
+    return settings

@@ -1,0 +1,225 @@
+"""One inline completion, in named stages; the server and the command line both run it.
+
+    reuse → build_prompt → cached → generate → postprocess → record
+
+``reuse`` answers from the suggestion on screen when the user typed its start;
+the rest needs a backend and blocks, so the server runs :func:`run_model` off
+the event loop (after its own waits: debounce, a model still loading) and the
+command line runs :func:`complete`.  No LSP types: documents are plain text and
+offsets, answers plain dataclasses.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from codellama_lsp.context.assemble import assemble, auto_context_budget
+from codellama_lsp.context.index import RepositoryIndex
+from codellama_lsp.context.postprocess import StopChecker, decide_policy, finish_generated
+from codellama_lsp.context.retrieval import RecentFile
+from codellama_lsp.context.reuse import typed_through
+from codellama_lsp.quant.backend import Backend, BackendInfo, CompletionRequest, CompletionResult
+
+from .settings import Settings
+from .state import CompletionState, LastPrompt, Prompt
+
+
+class Budget(Protocol):
+    """What building a prompt needs of a backend: its window and its token count."""
+
+    def describe(self) -> BackendInfo: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class CompletionInput:
+    """A document's text and the cursor in it, with what context may be drawn from."""
+
+    #: Identifies the document in the per-document state (the LSP URI).
+    key: str
+    text: str
+    offset: int
+    language: str | None = None
+    #: The file's path on disk, when it has one: retrieval leaves it out of the context.
+    path: str | None = None
+    index: RepositoryIndex | None = None
+    #: Other recently used documents, most recent first.
+    recent: Sequence[RecentFile] = ()
+    #: The user asked explicitly: answer from a fresh prompt, not the ghost text on screen.
+    invoked: bool = False
+    #: The cursor as the client counts it (line, character), echoed in the last-prompt record.
+    cursor: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to show (None: nothing), how it was found, and what it cost."""
+
+    suggestion: str | None
+    source: str
+    #: From the request's arrival, waits included.
+    total_ms: float
+    prompt: Prompt | None = None
+    #: None unless the model ran.
+    result: CompletionResult | None = None
+
+    def log_fields(self) -> str:
+        """One log line's worth of fields, the same for the server and the CLI."""
+        head = f"source={self.source}"
+        prompt, result = self.prompt, self.result
+        if prompt is None:
+            return f"{head} total_ms={self.total_ms:.2f}"
+        if result is None:
+            return f"{head} build_prompt_ms={prompt.build_ms:.1f} total_ms={self.total_ms:.1f}"
+        ttft = self.total_ms - result.total_ms + result.ttft_ms
+        return (
+            f"{head} prompt_tokens={result.prompt_tokens} "
+            f"context_tokens={result.context_tokens} context_chunks={len(prompt.parts.chunks)} "
+            f"context_kept={prompt.parts.context_kept} reused_tokens={result.reused_tokens} "
+            f"evaluated_tokens={result.evaluated_tokens} "
+            f"generated_tokens={result.generated_tokens} drafted_tokens={result.drafted_tokens} "
+            f"accepted_tokens={result.accepted_tokens} "
+            f"build_prompt_ms={prompt.build_ms + result.tokenize_ms:.1f} ttft_ms={ttft:.1f} "
+            f"total_ms={self.total_ms:.1f} stop={result.stop_reason}"
+        )
+
+
+def complete(
+    doc: CompletionInput,
+    settings: Settings,
+    backend: Backend,
+    state: CompletionState,
+    cancel: threading.Event | None = None,
+) -> Answer:
+    """The whole pipeline in one blocking call (the command line; tests)."""
+    started = time.perf_counter()
+    return reuse(doc, state, started) or run_model(
+        doc, settings, backend, state, cancel or threading.Event(), started
+    )
+
+
+def reuse(doc: CompletionInput, state: CompletionState, started: float) -> Answer | None:
+    """The rest of the suggestion on screen, when the user typed its beginning."""
+    remainder = None if doc.invoked else typed_through(state.shown(doc.key), doc.text, doc.offset)
+    if remainder is None:
+        state.hide(doc.key)
+        return None
+    state.show(doc.key, doc.text, doc.offset, remainder)
+    state.count("typed_through")
+    return Answer(remainder, "typed_through", _since(started))
+
+
+def run_model(
+    doc: CompletionInput,
+    settings: Settings,
+    backend: Backend,
+    state: CompletionState,
+    cancel: threading.Event,
+    started: float,
+) -> Answer:
+    """build_prompt → cached → generate → postprocess → record; blocks."""
+    prompt = build_prompt(doc, settings, backend, state)
+    found, suggestion = state.cache.get(prompt.cache_key)
+    if found:
+        return record(doc, state, prompt, None, suggestion, backend, cancel, started)
+    result = generate(backend, prompt, cancel)
+    suggestion = postprocess(result, prompt)
+    if result.stop_reason not in ("cancelled", "time_budget"):
+        state.cache.put(prompt.cache_key, suggestion)  # a cut-short answer is not the answer
+    return record(doc, state, prompt, result, suggestion, backend, cancel, started)
+
+
+def build_prompt(
+    doc: CompletionInput, settings: Settings, backend: Budget, state: CompletionState
+) -> Prompt:
+    """Windows around the cursor plus repository context, packed into the token budget."""
+    begun = time.perf_counter()
+    window = settings.completion
+    index = doc.index if settings.context.enable else None
+    context_tokens = 0 if index is None else settings.context.max_tokens
+    if context_tokens < 0:
+        context_tokens = auto_context_budget(
+            backend.describe().n_ctx,
+            window.max_tokens,
+            min(window.max_prefix_chars, doc.offset),
+            min(window.max_suffix_chars, len(doc.text) - doc.offset),
+        )
+    parts = assemble(
+        doc.text,
+        doc.offset,
+        max_prefix_chars=window.max_prefix_chars,
+        max_suffix_chars=window.max_suffix_chars,
+        path=doc.path,
+        index=index,
+        recent=doc.recent,
+        context_tokens=context_tokens,
+        count_tokens=backend.count_tokens,
+        previous=state.previous_parts(doc.key),
+    )
+    request = CompletionRequest(
+        prefix=parts.prefix,
+        suffix=parts.suffix,
+        context=parts.context,
+        max_tokens=window.max_tokens,
+        fim_order=window.fim_order,
+        time_budget_ms=window.time_budget_ms,
+        prompt_lookup=window.prompt_lookup,
+    )
+    policy = decide_policy(
+        parts.prefix, parts.suffix, language=doc.language, max_lines=window.max_lines
+    )
+    key = (backend.describe().label, request, policy)
+    return Prompt(parts, request, policy, key, _since(begun))
+
+
+def generate(backend: Backend, prompt: Prompt, cancel: threading.Event) -> CompletionResult:
+    """The backend's completion, stopped by the policy's rules as soon as they apply."""
+    checker = StopChecker(prompt.policy, prompt.parts.prefix, prompt.parts.suffix)
+    return backend.complete(prompt.request, cancel, stop=checker.check)
+
+
+def postprocess(result: CompletionResult, prompt: Prompt) -> str | None:
+    """The suggestion to show, or None; nothing of a cancelled generation is shown."""
+    if result.stop_reason == "cancelled":
+        return None
+    return finish_generated(
+        result.text,
+        prompt.policy,
+        prompt.parts.prefix,
+        prompt.parts.suffix,
+        cut_short=result.stop_reason == "time_budget",
+    )
+
+
+def record(
+    doc: CompletionInput,
+    state: CompletionState,
+    prompt: Prompt,
+    result: CompletionResult | None,
+    suggestion: str | None,
+    backend: Backend,
+    cancel: threading.Event,
+    started: float,
+) -> Answer:
+    """Remember the prompt and what is shown, count the answer, and return it."""
+    state.remember(doc.key, prompt.parts)
+    if result is None:
+        source = "cache"
+    else:
+        state.last = LastPrompt(doc.key, doc.cursor, prompt, result, backend)
+        source = "superseded" if result.stop_reason == "cancelled" else "model"
+    state.count(source)
+    if suggestion is not None and cancel.is_set():
+        suggestion = None  # superseded after it was made: the text it was made for is gone
+    if suggestion is not None:
+        state.show(doc.key, doc.text, doc.offset, suggestion)
+    return Answer(suggestion, source, _since(started), prompt, result)
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
