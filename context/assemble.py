@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .index import RepositoryIndex
 from .packing import ContextChunk, TokenCounter, estimate_tokens
@@ -77,6 +77,11 @@ def auto_context_budget(n_ctx: int, max_tokens: int, prefix_chars: int, suffix_c
     return max(0, n_ctx - max_tokens - windows - _MARGIN_TOKENS)
 
 
+def _keeps_context(previous: PromptParts, budget: int, chunks: Sequence[ContextChunk]) -> bool:
+    """The last request's context still serves: same budget, no material change."""
+    return previous.context_budget == budget and not context_changed(previous.chunks, chunks)
+
+
 def assemble(
     text: str,
     offset: int,
@@ -113,21 +118,9 @@ def assemble(
         count_tokens=count_tokens,
         options=RetrievalOptions(prefix_chars=max_prefix_chars, suffix_chars=max_suffix_chars),
     )
-    if (
-        previous is not None
-        and previous.context_budget == context_tokens
-        and not context_changed(previous.chunks, packed.chunks)
-    ):
-        return PromptParts(
-            previous.context,
-            fim.prefix,
-            fim.suffix,
-            previous.chunks,
-            previous.context_tokens,
-            start,
-            context_tokens,
-            context_kept=True,
-        )
+    if previous is not None and _keeps_context(previous, context_tokens, packed.chunks):
+        kept = replace(previous, prefix=fim.prefix, suffix=fim.suffix, prefix_start=start)
+        return replace(kept, context_kept=True)
     return PromptParts(
         packed.text, fim.prefix, fim.suffix, packed.chunks, packed.tokens, start, context_tokens
     )

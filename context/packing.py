@@ -81,6 +81,31 @@ def _truncate(text: str, allowed: int, count_tokens: TokenCounter) -> str:
     return "".join(kept)
 
 
+def _fit(
+    chunk: ContextChunk, room: int, comment: str, count_tokens: TokenCounter, min_lines: int
+) -> tuple[ContextChunk, int] | None:
+    """``chunk`` whole, or cut after its last whole line that fits, and its cost; else None."""
+    header = count_tokens(path_line(comment, chunk.path))
+    body = chunk.text.rstrip("\n") + "\n"
+    if not body.strip():
+        return None
+    cost = header + count_tokens(body)
+    if cost <= room:
+        return chunk, cost
+    allowed = room - header
+    if allowed <= 0:
+        return None
+    cut = _truncate(body, allowed, count_tokens)
+    kept_lines = cut.count("\n")
+    if kept_lines < min(min_lines, body.count("\n")) or not cut.strip():
+        return None
+    cost = header + count_tokens(cut)
+    if cost > room:
+        return None
+    cut = cut.rstrip("\n")
+    return replace(chunk, text=cut, end_line=chunk.start_line + kept_lines - 1), cost
+
+
 def pack_chunks(
     chunks: Sequence[ContextChunk],
     budget_tokens: int,
@@ -106,28 +131,10 @@ def pack_chunks(
     used = trailer
     chosen: list[ContextChunk] = []
     for chunk in ordered:
-        header = count_tokens(path_line(comment, chunk.path))
-        body = chunk.text.rstrip("\n") + "\n"
-        if not body.strip():
-            continue
-        cost = header + count_tokens(body)
-        if used + cost <= budget_tokens:
-            chosen.append(chunk)
-            used += cost
-            continue
-        allowed = budget_tokens - used - header
-        if allowed <= 0:
-            continue
-        cut = _truncate(body, allowed, count_tokens)
-        kept_lines = cut.count("\n")
-        if kept_lines < min(min_lines, body.count("\n")) or not cut.strip():
-            continue
-        cost = header + count_tokens(cut)
-        if used + cost > budget_tokens:
-            continue
-        cut = cut.rstrip("\n")
-        chosen.append(replace(chunk, text=cut, end_line=chunk.start_line + kept_lines - 1))
-        used += cost
+        fitted = _fit(chunk, budget_tokens - used, comment, count_tokens, min_lines)
+        if fitted is not None:
+            chosen.append(fitted[0])
+            used += fitted[1]
     text = render(chosen, comment, current_path)
     while chosen and count_tokens(text) > budget_tokens:
         chosen.pop()  # the least useful chunk chosen

@@ -79,6 +79,33 @@ class PreparedPrompt:
     context_tokens: int = 0
 
 
+def _llama_kwargs(config: EngineConfig, gpu: bool) -> dict[str, Any]:
+    """``Llama(...)`` arguments: threads, flash attention and the KV cache type."""
+    kwargs: dict[str, Any] = {
+        "n_ctx": config.n_ctx,
+        "n_gpu_layers": config.n_gpu_layers,
+        "n_batch": config.n_batch,
+        "verbose": False,
+    }
+    if config.n_threads > 0:
+        kwargs["n_threads"] = config.n_threads
+        kwargs["n_threads_batch"] = config.n_threads
+    else:
+        cores = os.cpu_count() or 2
+        kwargs["n_threads"] = max(1, cores // 2) if cores > 4 else cores
+        kwargs["n_threads_batch"] = cores
+    flash = config.flash_attn == "on" or (config.flash_attn == "auto" and gpu)
+    if config.kv_cache_type not in KV_CACHE_TYPES:
+        raise ModelFormatError(f"unknown KV cache type {config.kv_cache_type!r}")
+    if config.kv_cache_type != "f16" and not flash:
+        # llama.cpp only quantizes the V cache with flash attention.
+        log.info("kv cache %s needs flash attention: turning it on", config.kv_cache_type)
+        flash = True
+    kwargs["flash_attn"] = flash
+    kwargs["type_k"] = kwargs["type_v"] = KV_CACHE_TYPES[config.kv_cache_type]
+    return kwargs
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise ModelNotFoundError(f"model file not found: {path}")
@@ -141,29 +168,9 @@ class Engine:
         _check_file(path)
         from llama_cpp import Llama
 
-        kwargs: dict[str, Any] = {
-            "n_ctx": config.n_ctx,
-            "n_gpu_layers": config.n_gpu_layers,
-            "n_batch": config.n_batch,
-            "verbose": False,
-        }
-        if config.n_threads > 0:
-            kwargs["n_threads"] = config.n_threads
-            kwargs["n_threads_batch"] = config.n_threads
-        else:
-            cores = os.cpu_count() or 2
-            kwargs["n_threads"] = max(1, cores // 2) if cores > 4 else cores
-            kwargs["n_threads_batch"] = cores
         gpu, system = backend_info()
-        flash = config.flash_attn == "on" or (config.flash_attn == "auto" and gpu)
-        if config.kv_cache_type not in KV_CACHE_TYPES:
-            raise ModelFormatError(f"unknown KV cache type {config.kv_cache_type!r}")
-        if config.kv_cache_type != "f16" and not flash:
-            # llama.cpp only quantizes the V cache with flash attention.
-            log.info("kv cache %s needs flash attention: turning it on", config.kv_cache_type)
-            flash = True
-        kwargs["flash_attn"] = flash
-        kwargs["type_k"] = kwargs["type_v"] = KV_CACHE_TYPES[config.kv_cache_type]
+        kwargs = _llama_kwargs(config, gpu)
+        flash = bool(kwargs["flash_attn"])
         log.info(
             "llama.cpp backend: %s; %s",
             "GPU offload available" if gpu else "CPU only (built without a GPU backend)",

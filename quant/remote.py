@@ -117,47 +117,27 @@ class RemoteEngine:
     ) -> CompletionResult:
         started = time.perf_counter()
         path, body = self._request_body(request)
-        text = ""
-        ttft = 0.0
-        reason: StopReason = "max_tokens"
-        stats: dict[str, Any] = {}
-        deadline = started + request.time_budget_ms / 1000 if request.time_budget_ms > 0 else None
+        read = _StreamRead(started, request.time_budget_ms, stop, cancel)
         try:
             with self._stream(path, body, cancel) as events:
                 for event in events:
-                    piece, final = self._piece(event, stats)
-                    if piece:
-                        if not text:
-                            ttft = (time.perf_counter() - started) * 1000
-                        text += piece
-                        if stop is not None:
-                            keep = stop(text)
-                            if keep is not None:
-                                text, reason = text[:keep], "stop_rule"
-                                break
-                    if final is not None:
-                        reason = final
-                        break
-                    if cancel is not None and cancel.is_set():
-                        reason = "cancelled"
-                        break
-                    if deadline is not None and time.perf_counter() >= deadline:
-                        reason = "time_budget"
+                    if read.take(*self._piece(event, read.stats)):
                         break
         except _Cancelled:
-            reason = "cancelled"
+            read.reason = "cancelled"
         if cancel is not None and cancel.is_set():
-            reason = "cancelled"
-        prompt_tokens = int(stats.get("prompt_tokens", 0))
+            read.reason = "cancelled"
+        stats = read.stats
+        now = time.perf_counter()
         return CompletionResult(
-            text=text,
-            prompt_tokens=prompt_tokens,
+            text=read.text,
+            prompt_tokens=int(stats.get("prompt_tokens", 0)),
             reused_tokens=int(stats.get("reused_tokens", 0)),
             generated_tokens=int(stats.get("generated_tokens", 0)),
-            stop_reason=reason,
+            stop_reason=read.reason,
             tokenize_ms=0.0,
-            ttft_ms=ttft or (time.perf_counter() - started) * 1000,
-            total_ms=(time.perf_counter() - started) * 1000,
+            ttft_ms=read.ttft_ms or (now - started) * 1000,
+            total_ms=(now - started) * 1000,
             context_tokens=self.count_tokens(request.context) if request.context else 0,
         )
 
@@ -306,6 +286,47 @@ class RemoteEngine:
 
 class _Cancelled(Exception):
     pass
+
+
+class _StreamRead:
+    """The text of one streamed answer so far, and whether it must end here."""
+
+    def __init__(
+        self,
+        started: float,
+        time_budget_ms: float,
+        stop: StopRule | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.started = started
+        self.deadline = started + time_budget_ms / 1000 if time_budget_ms > 0 else None
+        self.stop = stop
+        self.cancel = cancel
+        self.text = ""
+        self.ttft_ms = 0.0
+        self.reason: StopReason = "max_tokens"
+        self.stats: dict[str, Any] = {}
+
+    def take(self, piece: str, final: StopReason | None) -> bool:
+        """Add one event's text; True when the answer is complete."""
+        if piece:
+            if not self.text:
+                self.ttft_ms = (time.perf_counter() - self.started) * 1000
+            self.text += piece
+            keep = self.stop(self.text) if self.stop is not None else None
+            if keep is not None:
+                self.text, self.reason = self.text[:keep], "stop_rule"
+                return True
+        if final is not None:
+            self.reason = final
+            return True
+        if self.cancel is not None and self.cancel.is_set():
+            self.reason = "cancelled"
+            return True
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.reason = "time_budget"
+            return True
+        return False
 
 
 class _EventStream:
