@@ -65,7 +65,7 @@ class Extension implements vscode.Disposable {
     return vscode.workspace.getConfiguration(SECTION);
   }
 
-  /** The settings object the server parses (server/settings.py), without the extension's keys. */
+  /** The settings object the server parses (core/settings.py), without the extension's keys. */
   private serverSettings(): JsonObject {
     const config = this.config();
     return serverSettings(this.keys, (key) => config.get<JsonValue>(key));

@@ -4,7 +4,7 @@
 // Environment (set by tests/test_vscode_client.py):
 //   CODELLAMA_LSP_PATH    the console script (codellama.server.path), or
 //   CODELLAMA_LSP_PYTHON  an interpreter with the package (codellama.server.pythonPath)
-//   CODELLAMA_TEST_MODEL  the generated tiny test model (quant/synthetic.py)
+//   CODELLAMA_TEST_MODEL  the generated tiny test model (tests/support/synthetic.py)
 
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -245,7 +245,7 @@ test("the extension's messages against the real server", { skip: SKIP, timeout: 
     };
 
     // SPM (the default) ends the prompt with the prefix; the test model answers
-    // " pass" after the indentation token (quant/synthetic.py).
+    // " pass" after the indentation token (tests/support/synthetic.py).
     assert.equal(await inline(), " pass");
 
     const last = await s.connection.sendRequest<LastPromptResult>(LAST_PROMPT_METHOD, {});
