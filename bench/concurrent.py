@@ -29,10 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+# tests.support (generated models, llama-server) is not part of the installed
+# package: it is imported from the repository root (see tests/support/__init__.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from keystroke import BENCH_SHAPES, LspClient, make_document, p90, resolve_model
 
-from codellama_lsp.quant.llama_server import LlamaServerProcess, ensure_llama_server
-from codellama_lsp.quant.synthetic import SHAPES
+from tests.support.llama_server import LlamaServerProcess, ensure_llama_server
+from tests.support.synthetic import SHAPES
 
 TYPED = "result = compute_total(items, tax=0.2)"
 

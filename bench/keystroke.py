@@ -11,7 +11,7 @@ character by character.  Every keystroke is replayed against
   next keystroke; the tokens it evaluated come from its per-request log line
   (``evaluated_tokens``), or from ``codellama/lastPrompt`` if the line is missing;
 * llama.cpp's ``llama-server`` (built from the same vendored llama.cpp by
-  ``codellama_lsp.quant.llama_server``) started like llama.vim recommends,
+  ``tests/support/llama_server.py``) started like llama.vim recommends,
   ``--cache-reuse 256``, with one ``POST /infill`` per keystroke carrying the
   whole prefix and suffix and ``cache_prompt: true``; the tokens it evaluated
   are ``timings.prompt_n`` (``tokens_evaluated`` is its full prompt size).
@@ -47,12 +47,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from codellama_lsp.quant.llama_server import (
+# tests.support (generated models, llama-server) is not part of the installed
+# package: it is imported from the repository root (see tests/support/__init__.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.llama_server import (
     LlamaServerProcess,
     ensure_llama_server,
     llama_cpp_version,
 )
-from codellama_lsp.quant.synthetic import (
+from tests.support.synthetic import (
     SHAPES,
     ModelShape,
     default_cache_dir,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from codellama_lsp.quant.synthetic import SCRIPTED_COMPLETION
+from tests.support.synthetic import SCRIPTED_COMPLETION
 
 
 def run(bin_: str, *args: str) -> subprocess.CompletedProcess[str]:

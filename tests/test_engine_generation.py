@@ -10,7 +10,7 @@ import pytest
 
 from codellama_lsp.context.postprocess import StopChecker, decide_policy
 from codellama_lsp.quant.engine import CompletionRequest, Engine, EngineConfig
-from codellama_lsp.quant.synthetic import MID_ID, PRE_ID, SUF_ID
+from tests.support.synthetic import MID_ID, PRE_ID, SUF_ID
 
 CONTEXT = "# Path: util.py\ndef helper(x: int) -> int:\n    ...\n# Path: main.py\n"
 SUFFIX = "\n\nprint(total)\n"

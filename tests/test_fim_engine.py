@@ -10,7 +10,7 @@ import pytest
 from codellama_lsp.quant import fim
 from codellama_lsp.quant.engine import CompletionRequest, Engine, EngineConfig
 from codellama_lsp.quant.errors import ModelFormatError, ModelNotFoundError
-from codellama_lsp.quant.synthetic import EOT_ID, MID_ID, PRE_ID, SCRIPTED_COMPLETION, SUF_ID
+from tests.support.synthetic import EOT_ID, MID_ID, PRE_ID, SCRIPTED_COMPLETION, SUF_ID
 
 IDS = fim.FimTokens(bos=1, eos=2, prefix=PRE_ID, suffix=SUF_ID, middle=MID_ID, eot=EOT_ID)
 

@@ -1,4 +1,4 @@
-"""ruff (lint and format) and strict mypy on the package, as part of the test run."""
+"""ruff (lint and format) and strict mypy on the package and tests/support, in the test run."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SUPPORT = ROOT / "tests" / "support"
 PACKAGES = ("server", "core", "context", "quant")
 
 
@@ -33,6 +34,10 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
     package.mkdir()
     for name in PACKAGES:
         (package / name).symlink_to(ROOT / name, target_is_directory=True)
+    # The test tools outside the package (generated models, llama-server), under the
+    # name the tests and bench scripts import them by.
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "support").symlink_to(SUPPORT, target_is_directory=True)
     result = _run(
         "mypy",
         "--config-file",
@@ -41,6 +46,8 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
         str(tmp_path / ".mypy_cache"),
         "-p",
         "codellama_lsp",
+        "-p",
+        "tests.support",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -11,7 +11,7 @@ import pytest
 from codellama_lsp.quant.engine import CompletionRequest, Engine, EngineConfig
 from codellama_lsp.quant.errors import ModelError
 from codellama_lsp.quant.quantize import QUANT_TYPES, quantize
-from codellama_lsp.quant.synthetic import fetch_llama_vocab, write_model
+from tests.support.synthetic import fetch_llama_vocab, write_model
 
 #: llama_ftype values written to ``general.file_type`` (llama.h).
 FTYPE_Q8_0 = 7

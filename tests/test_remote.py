@@ -20,9 +20,9 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from codellama_lsp.quant.engine import CompletionRequest
-from codellama_lsp.quant.llama_server import LlamaServerProcess, free_port
 from codellama_lsp.quant.remote import BackendUnavailable, RemoteConfig, RemoteEngine, fim_text
-from codellama_lsp.quant.synthetic import SCRIPTED_COMPLETION
+from tests.support.llama_server import LlamaServerProcess, free_port
+from tests.support.synthetic import SCRIPTED_COMPLETION
 
 from test_server_e2e import Session, session
 
@@ -30,9 +30,11 @@ CTX = 4096
 
 
 @pytest.fixture(scope="module")
-def server(model_path: Path) -> Iterator[LlamaServerProcess]:
+def server(model_path: Path, llama_server_binary: Path) -> Iterator[LlamaServerProcess]:
     args = ("--threads", "2")
-    with LlamaServerProcess(model_path, ctx_size=CTX, extra_args=args) as running:
+    with LlamaServerProcess(
+        model_path, ctx_size=CTX, extra_args=args, binary=llama_server_binary
+    ) as running:
         yield running
 
 
@@ -116,11 +118,14 @@ def test_stop_rules_apply_to_streamed_text(server: LlamaServerProcess) -> None:
 
 
 async def test_api_key_from_the_environment_is_sent_and_never_logged(
-    model_path: Path, tmp_path: Path
+    model_path: Path, llama_server_binary: Path, tmp_path: Path
 ) -> None:
     secret = "sk-test-8c1f0e77"
     with LlamaServerProcess(
-        model_path, ctx_size=1024, extra_args=("--threads", "2", "--api-key", secret)
+        model_path,
+        ctx_size=1024,
+        extra_args=("--threads", "2", "--api-key", secret),
+        binary=llama_server_binary,
     ) as keyed:
         log = tmp_path / "server.log"
         options = backend(keyed.url, "openai", apiKeyEnv="TEAM_LLM_KEY")
@@ -214,7 +219,9 @@ async def wait_for_items(s: Session, timeout: float = 20) -> list[str]:
     raise AssertionError("completions never came back")
 
 
-async def test_server_down_then_back_then_restarted(model_path: Path) -> None:
+async def test_server_down_then_back_then_restarted(
+    model_path: Path, llama_server_binary: Path
+) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     async with session("visual-studio-code", backend(url, "openai")) as s:
@@ -223,7 +230,9 @@ async def test_server_down_then_back_then_restarted(model_path: Path) -> None:
         for _ in range(5):  # keystrokes during the outage: empty, and no new message each
             assert await probe(s) == []
         assert len([m for m in s.client.messages if "not answering" in m.message]) == 1
-        with LlamaServerProcess(model_path, ctx_size=1024, port=port) as llama:
+        with LlamaServerProcess(
+            model_path, ctx_size=1024, port=port, binary=llama_server_binary
+        ) as llama:
             assert await wait_for_items(s) == [" pass"]
             back = await s.wait_message(f"{url} is back")
             assert back.type == types.MessageType.Info

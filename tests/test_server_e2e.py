@@ -15,7 +15,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from codellama_lsp.quant.synthetic import SCRIPTED_COMPLETION
+from tests.support.synthetic import SCRIPTED_COMPLETION
 
 PROFILES = ["visual-studio-code", "neovim"]
 URI = "file:///workspace/demo.py"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from codellama_lsp.quant.synthetic import SCRIPTED_COMPLETION
+from tests.support.synthetic import SCRIPTED_COMPLETION
 
 from lsp_raw import RawServer
 

@@ -9,7 +9,15 @@ not from two different llama.cpp versions.
 
 Nothing is downloaded but the llama-cpp-python sdist from the package index
 (pip fetches it, and caches it), and the build runs once per llama-cpp-python
-version; the binary is kept in the user cache directory.
+version; the binary is kept in the user cache directory
+(``~/.cache/codellama-lsp/llama-server/<version>``, under ``XDG_CACHE_HOME``).
+The first build takes minutes (~7 on two cores): the tests get it from the
+session fixture ``llama_server_binary`` in tests/conftest.py, outside the
+per-test time limit, and ``python -m tests.support.llama_server`` from the
+repository root builds it ahead of time.
+
+A test and benchmark tool, not part of the installed package (see
+tests/support/__init__.py).
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -64,7 +74,14 @@ CMAKE_OPTIONS: tuple[str, ...] = (
 
 
 class LlamaServerError(RuntimeError):
-    """Building or starting llama-server failed; the message says which step."""
+    """Building or starting llama-server failed; the message says which step.
+
+    ``log_path`` is the build log kept after a failed build, if there is one.
+    """
+
+    def __init__(self, message: str, *, log_path: Path | None = None) -> None:
+        super().__init__(message)
+        self.log_path = log_path
 
 
 def llama_cpp_version() -> str:
@@ -86,13 +103,16 @@ def binary_path(cache_dir: Path | None = None, version: str | None = None) -> Pa
     return cache_dir / (version or llama_cpp_version()) / "bin" / BINARY_NAME
 
 
-def download_sdist(dest: Path, version: str) -> Path:
+def download_sdist(
+    dest: Path, version: str, log_file: IO[str], deadline: float | None = None
+) -> Path:
     """The llama-cpp-python sdist for ``version``, fetched into ``dest`` with pip.
 
-    quant/synthetic.py fetches the same archive but keeps only the vocabulary,
-    so the download is repeated here; pip's HTTP cache makes the second one cheap.
+    tests/support/synthetic.py fetches the same archive but keeps only the
+    vocabulary, so the download is repeated here; pip's HTTP cache makes the
+    second one cheap.
     """
-    subprocess.run(
+    _run_logged(
         [
             sys.executable,
             "-m",
@@ -106,8 +126,9 @@ def download_sdist(dest: Path, version: str) -> Path:
             str(dest),
             f"llama-cpp-python=={version}",
         ],
-        check=True,
-        stdout=subprocess.DEVNULL,
+        log_file,
+        "pip download",
+        deadline,
     )
     sdists = sorted(dest.glob("llama_cpp_python-*.tar.gz"))
     if not sdists:
@@ -134,46 +155,128 @@ def extract_llama_cpp(sdist: Path, dest: Path) -> Path:
     return dest / root / VENDOR_DIR.rstrip("/")
 
 
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so concurrent callers build only once."""
+def _file_lock(path: Path, deadline: float | None = None) -> Iterator[None]:
+    """An exclusive advisory lock, so concurrent callers build only once.
+
+    Waits for another holder (a build in another process) until ``deadline``
+    (``time.monotonic()``), or for ever if it is None.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+b") as handle:
         if sys.platform == "win32":
             import msvcrt
 
-            while True:
+            def try_lock() -> bool:
                 try:
-                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:  # LK_LOCK gives up after ~10 s; keep waiting
-                    continue
-            try:
-                yield
-            finally:
+                    msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+                except OSError:
+                    return False
+                return True
+
+            def unlock() -> None:
                 handle.seek(0)
                 msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
         else:
             import fcntl
 
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
+            def try_lock() -> bool:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                return True
+
+            def unlock() -> None:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
+        while not try_lock():
+            if _remaining(deadline) == 0.0:
+                raise LlamaServerError(
+                    f"another llama-server build (lock {path}) did not finish in time"
+                )
+            time.sleep(0.1)
+        try:
+            yield
+        finally:
+            unlock()
 
-def _run_logged(command: Sequence[str], log_file: IO[str], step: str) -> None:
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill ``proc`` and everything it started (make/ninja, the compilers)."""
+    if sys.platform == "win32":
+        proc.kill()
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@contextlib.contextmanager
+def _terminate_kills_group(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """While in the block, SIGTERM first kills ``proc``'s group, then does what it did."""
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:  # set outside Python: restoring SIG_DFL is the closest
+        previous = signal.SIG_DFL
+    if previous == signal.SIG_IGN:
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # no wait() here: the main thread is in it
+        signal.signal(signal.SIGTERM, previous)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_logged(
+    command: Sequence[str], log_file: IO[str], step: str, deadline: float | None = None
+) -> None:
+    """Run one build step with its output in the log, stopping it at ``deadline``.
+
+    The step gets its own process group, so that a timeout or an interrupt
+    (KeyboardInterrupt, a test's alarm) also ends the compilers cmake started
+    instead of leaving them running.  Being in its own group, it no longer gets
+    the signals sent to ours, so a SIGTERM to this process kills the step too.
+    """
     log_file.write(f"$ {' '.join(command)}\n")
     log_file.flush()
-    result = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
-        raise LlamaServerError(
-            f"{step} failed with exit status {result.returncode}; see {log_file.name}"
-        )
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=sys.platform != "win32",
+    )
+    try:
+        with _terminate_kills_group(proc):
+            returncode = proc.wait(timeout=_remaining(deadline))
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise LlamaServerError(f"{step} ran past the build's time limit and was stopped") from None
+    except BaseException:
+        _kill_group(proc)
+        raise
+    if returncode != 0:
+        raise LlamaServerError(f"{step} failed with exit status {returncode}")
 
 
-def build_llama_server(source: Path, build_dir: Path, log_file: IO[str], jobs: int) -> Path:
+def build_llama_server(
+    source: Path, build_dir: Path, log_file: IO[str], jobs: int, deadline: float | None = None
+) -> Path:
     """Configure and compile the ``llama-server`` target; returns the built binary."""
     cmake = shutil.which("cmake")
     if cmake is None:
@@ -182,6 +285,7 @@ def build_llama_server(source: Path, build_dir: Path, log_file: IO[str], jobs: i
         [cmake, "-S", str(source), "-B", str(build_dir), *CMAKE_OPTIONS],
         log_file,
         "cmake configure",
+        deadline,
     )
     _run_logged(
         [
@@ -197,6 +301,7 @@ def build_llama_server(source: Path, build_dir: Path, log_file: IO[str], jobs: i
         ],
         log_file,
         "cmake build",
+        deadline,
     )
     for candidate in (build_dir / "bin" / BINARY_NAME, build_dir / "bin" / "Release" / BINARY_NAME):
         if candidate.exists():
@@ -204,21 +309,27 @@ def build_llama_server(source: Path, build_dir: Path, log_file: IO[str], jobs: i
     raise LlamaServerError(f"the build finished but {BINARY_NAME} is not in {build_dir}/bin")
 
 
-def ensure_llama_server(cache_dir: Path | None = None, *, jobs: int | None = None) -> Path:
+def ensure_llama_server(
+    cache_dir: Path | None = None, *, jobs: int | None = None, timeout: float | None = None
+) -> Path:
     """Path of ``llama-server`` built from the installed llama-cpp-python's llama.cpp.
 
-    Built on first use (minutes: see bench/README.md) and then reused.  The build
+    Built on first use (minutes: ~7 on two cores) and then reused.  The build
     happens in a temporary directory next to the cache and the finished version
     directory is renamed into place, so an interrupted build never leaves a
     half-written binary; a lock file makes a second process wait for the first
-    build instead of starting its own.
+    build instead of starting its own.  ``timeout`` (seconds) bounds everything,
+    waiting for another process's build included: past it the running step is
+    killed and LlamaServerError raised.  A failed build's log is kept next to
+    the cache (``LlamaServerError.log_path``).
     """
     cache_dir = cache_dir or default_cache_dir()
     version = llama_cpp_version()
     target = binary_path(cache_dir, version)
     if target.exists():
         return target
-    with _file_lock(cache_dir / f"{version}.lock"):
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with _file_lock(cache_dir / f"{version}.lock", deadline):
         if target.exists():  # built by another process while we waited
             return target
         started = time.perf_counter()
@@ -227,10 +338,10 @@ def ensure_llama_server(cache_dir: Path | None = None, *, jobs: int | None = Non
             log_path = staging / "build.log"
             with log_path.open("w", encoding="utf-8") as log_file:
                 log.info("building llama-server %s (log: %s)", version, log_path)
-                sdist = download_sdist(staging / "sdist", version)
+                sdist = download_sdist(staging / "sdist", version, log_file, deadline)
                 source = extract_llama_cpp(sdist, staging / "src")
                 built = build_llama_server(
-                    source, staging / "build", log_file, jobs or os.cpu_count() or 2
+                    source, staging / "build", log_file, jobs or os.cpu_count() or 2, deadline
                 )
             out = staging / "out"
             (out / "bin").mkdir(parents=True)
@@ -254,11 +365,17 @@ def ensure_llama_server(cache_dir: Path | None = None, *, jobs: int | None = Non
                 shutil.rmtree(final)
             out.rename(final)
             log.info("built %s in %.0f s", target, elapsed)
-        except BaseException:
-            kept = cache_dir / f"{version}-failed-build.log"
-            with contextlib.suppress(OSError):
-                shutil.copy2(staging / "build.log", kept)
-                log.error("llama-server build failed; log kept at %s", kept)
+        except BaseException as exc:
+            failed_log = cache_dir / f"{version}-failed-build.log"
+            kept: Path | None = failed_log
+            try:
+                shutil.copy2(staging / "build.log", failed_log)
+                log.error("llama-server build failed; log kept at %s", failed_log)
+            except OSError:
+                kept = None
+            if isinstance(exc, LlamaServerError):
+                where = f"; build log: {kept}" if kept else ""
+                raise LlamaServerError(f"{exc}{where}", log_path=kept) from exc
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -422,17 +539,18 @@ class LlamaServerProcess:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m codellama_lsp.quant.llama_server",
+        prog="python -m tests.support.llama_server",
         description="Build llama.cpp's llama-server from the installed llama-cpp-python "
         "sources (once) and print its path.",
     )
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("-j", "--jobs", type=int, default=None, help="parallel compile jobs")
+    parser.add_argument("--timeout", type=float, default=None, help="give up after SECONDS")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        path = ensure_llama_server(args.cache_dir, jobs=args.jobs)
-    except (LlamaServerError, subprocess.CalledProcessError) as exc:
+        path = ensure_llama_server(args.cache_dir, jobs=args.jobs, timeout=args.timeout)
+    except LlamaServerError as exc:
         log.error("%s", exc)
         return 1
     sys.stdout.write(f"{path}\n")

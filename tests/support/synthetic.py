@@ -11,6 +11,9 @@ then ``▁<EOT>``; after ``▁loop`` it writes ``▁loop`` forever (for max-toke
 tests); after ``▁cycle`` it goes round ``LONG_CYCLE`` (for cancellation tests);
 after any other token it writes ``▁pass`` and then ``▁<EOT>``.  That makes
 end-to-end tests exact while llama.cpp still runs every layer for real.
+
+A test tool, not part of the installed package (see tests/support/__init__.py):
+``python -m tests.support.synthetic`` from the repository root prints the path.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+# llama_cpp before numpy (gguf imports numpy too): on a CUDA machine (numpy 2.5,
+# system libstdc++) loading a model segfaulted when numpy's libraries had been
+# loaded first, and whoever imports this module loads models next.
+import llama_cpp  # noqa: F401
 import numpy as np
 
 CODE_LLAMA_EXTRA_TOKENS: tuple[str, ...] = (
@@ -61,6 +68,8 @@ LONG_CYCLE: tuple[str, ...] = (
     "▁list",
     "▁again",
 )
+#: pip fetching the llama-cpp-python sdist (~75 MB; pip caches it for the next time).
+PIP_DOWNLOAD_TIMEOUT_S = 900
 #: Bumped when the scripted behaviour changes, so cached test models are rewritten.
 SCRIPT_VERSION = 2
 
@@ -116,6 +125,7 @@ def fetch_llama_vocab(cache_dir: Path) -> Path:
             ],
             check=True,
             stdout=subprocess.DEVNULL,
+            timeout=PIP_DOWNLOAD_TIMEOUT_S,
         )
         sdists = list(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
         if not sdists:
@@ -274,15 +284,21 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("codellama-lsp")) / "synthetic"
 
 
+def model_file(name: str = "tiny", cache_dir: Path | None = None, *, with_fim: bool = True) -> Path:
+    """Where ``ensure_model`` keeps that model (whether or not it is written yet)."""
+    cache_dir = cache_dir or default_cache_dir()
+    suffix = "" if with_fim else "-nofim"
+    return cache_dir / (
+        f"codellama-synthetic-{name}{suffix}-s{SCRIPT_VERSION}-{_llama_cpp_version()}.gguf"
+    )
+
+
 def ensure_model(
     name: str = "tiny", cache_dir: Path | None = None, *, with_fim: bool = True
 ) -> Path:
     """Path of a generated model, writing it on first use."""
     cache_dir = cache_dir or default_cache_dir()
-    suffix = "" if with_fim else "-nofim"
-    path = cache_dir / (
-        f"codellama-synthetic-{name}{suffix}-s{SCRIPT_VERSION}-{_llama_cpp_version()}.gguf"
-    )
+    path = model_file(name, cache_dir, with_fim=with_fim)
     if path.exists():
         return path
     vocab = fetch_llama_vocab(cache_dir)
@@ -296,7 +312,7 @@ def ensure_model(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m codellama_lsp.quant.synthetic",
+        prog="python -m tests.support.synthetic",
         description="Write a Code Llama-shaped GGUF with random weights.",
     )
     parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
