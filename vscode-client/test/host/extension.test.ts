@@ -18,7 +18,7 @@ const SERVER = process.env.CODELLAMA_LSP_PATH ?? "";
 const PYTHON = process.env.CODELLAMA_LSP_PYTHON ?? "";
 const SKIP =
   !MODEL || !(SERVER || PYTHON)
-    ? "set CODELLAMA_TEST_MODEL and CODELLAMA_LSP_PATH or CODELLAMA_LSP_PYTHON (tests/test_vscode_client.py does)"
+    ? "set CODELLAMA_TEST_MODEL and CODELLAMA_LSP_PATH or CODELLAMA_LSP_PYTHON (tests/e2e/test_client_vscode.py does)"
     : false;
 
 interface ExtensionModule {

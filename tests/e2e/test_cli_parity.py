@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from test_server_e2e import session
+from test_server_session import session
 
 
 @dataclass(frozen=True)

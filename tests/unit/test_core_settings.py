@@ -21,7 +21,7 @@ from codellama_lsp.core.settings import (
 )
 from codellama_lsp.quant.catalog import CATALOG, DEFAULT_MODEL
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: The JSON keys clients already send: renaming a field must not change them.
 KEYS = [

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from test_server_e2e import Session, model_options, session
+from test_server_session import Session, model_options, session
 
 MAIN = "from util import parse_config\n\n\ndef run(path):\n    cfg = parse_config(path)\n    \n"
 UTIL = (

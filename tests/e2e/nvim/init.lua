@@ -1,5 +1,5 @@
 -- A user's Neovim config for codellama-lsp (the README's), driven headless by
--- tests/test_neovim.py: open a file, enter insert mode, wait for the server's
+-- tests/e2e/test_client_neovim.py: open a file, enter insert mode, wait for the server's
 -- suggestion, accept it, and write what happened to $CODELLAMA_NVIM_RESULT.
 local env = vim.env
 local mode = env.CODELLAMA_NVIM_MODE -- "inline" (0.12) or "completion" (0.11 fallback)

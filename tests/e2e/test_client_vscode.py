@@ -25,7 +25,7 @@ import pytest
 from codellama_lsp.context.postprocess import _KNOWN, _canonical
 from codellama_lsp.core.settings import json_schema_properties
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "vscode-client"
 MANIFEST = CLIENT / "package.json"
 GENERATOR_PATH = ROOT / "scripts" / "generate_settings.py"

@@ -28,7 +28,7 @@ from codellama_lsp.quant.download import OfflineError, download, remote_size
 from codellama_lsp.quant.engine import CompletionRequest, Engine, EngineConfig, memory_estimate
 from codellama_lsp.quant.errors import ModelFormatError
 
-from test_server_e2e import session
+from test_server_session import session
 
 # -- catalog -----------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from test_server_e2e import Session, model_options, session
+from test_server_session import Session, model_options, session
 
 
 async def _last(s: Session) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from test_server_e2e import Session, long_options, model_options, session
+from test_server_session import Session, long_options, model_options, session
 
 URI = "file:///workspace/shop.py"
 HEAD = "".join(

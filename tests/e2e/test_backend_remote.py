@@ -19,12 +19,14 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from codellama_lsp.quant.engine import CompletionRequest
-from codellama_lsp.quant.remote import BackendUnavailable, RemoteConfig, RemoteEngine, fim_text
+from codellama_lsp.quant.backend import CompletionRequest
+from codellama_lsp.quant.errors import BackendUnavailable
+from codellama_lsp.quant.fim import fim_text
+from codellama_lsp.quant.remote import RemoteConfig, RemoteEngine
 from tests.support.llama_server import LlamaServerProcess, free_port
 from tests.support.synthetic import SCRIPTED_COMPLETION
 
-from test_server_e2e import Session, session
+from test_server_session import Session, session
 
 CTX = 4096
 
@@ -262,7 +264,18 @@ def test_bad_urls_are_refused_up_front() -> None:
 
 
 def test_fim_text_forms() -> None:
-    request = CompletionRequest(prefix="def f():\n    ", suffix="\nx = 1", context="# ctx\n")
-    assert fim_text(request) == "# ctx\n<PRE> <SUF>\nx = 1 <MID> def f():\n    "
-    psm = CompletionRequest(prefix="a", suffix="b", fim_order="psm")
-    assert fim_text(psm) == "<PRE> a <SUF>b <MID>"
+    assert (
+        fim_text("# ctx\n", "def f():\n    ", "\nx = 1", "spm")
+        == "# ctx\n<PRE> <SUF>\nx = 1 <MID> def f():\n    "
+    )
+    assert fim_text("", "a", "b", "psm") == "<PRE> a <SUF>b <MID>"
+    # The shown form is what the engine's token list renders to.
+    assert fim_text("# ctx\n", "a", "b", "psm", shown=True) == "<s> # ctx\n▁<PRE> a▁<SUF>b▁<MID>"
+    assert fim_text("", "", "b", "spm", shown=True) == "<s>▁<PRE>▁<SUF>b▁<MID>"
+
+
+def test_remote_prompt_text_is_the_wire_prompt() -> None:
+    request = CompletionRequest(prefix="a", suffix="b", fim_order="psm")
+    openai = RemoteEngine(RemoteConfig("openai", "http://127.0.0.1:9"))
+    assert openai.prompt_text(request) == "<PRE> a <SUF>b <MID>"
+    assert openai.describe().kind == "openai" and openai.health().ready()

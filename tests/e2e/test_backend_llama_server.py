@@ -273,7 +273,7 @@ def test_sigterm_during_a_build_stops_its_children_too(
     child = tmp_path / "child.pid"
     monkeypatch.setenv("FAKE_CMAKE_BUILD_S", "60")
     monkeypatch.setenv("FAKE_CMAKE_CHILD", str(child))
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     builder = subprocess.Popen(
         [sys.executable, "-c", BUILD_SCRIPT, str(root), str(tmp_path / "cache")]
     )
