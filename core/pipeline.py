@@ -173,7 +173,9 @@ def build_prompt(
     policy = decide_policy(
         parts.prefix, parts.suffix, language=doc.language, max_lines=window.max_lines
     )
-    key = (backend.describe().label, request, policy)
+    # The backend object too: an answer still running on a replaced backend must
+    # not feed the new one's cache.
+    key = (id(backend), backend.describe().label, request, policy)
     return Prompt(parts, request, policy, key, _since(begun))
 
 
