@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 SERVER_NOT_INITIALIZED = types.ErrorCodes.ServerNotInitialized.value
 PARSE_ERROR = types.ErrorCodes.ParseError.value
 INVALID_PARAMS = types.ErrorCodes.InvalidParams.value
+INVALID_REQUEST = types.ErrorCodes.InvalidRequest.value
+INTERNAL_ERROR = types.ErrorCodes.InternalError.value
 
 # Methods a client may send before the initialize handshake completes.
 _ALLOWED_BEFORE_INIT = {types.INITIALIZE, types.EXIT, types.CANCEL_REQUEST}
@@ -50,7 +52,18 @@ class CodeLlamaProtocol(LanguageServerProtocol):
             return data  # a nested object: json.loads calls this hook for every dict
         method = data.get("method")
         is_request = "id" in data and method is not None
+        if self._shutdown and method is not None and method != types.EXIT:
+            # After shutdown only exit is served; requests get an answer, not silence.
+            if is_request:
+                self._answer_error(data["id"], INVALID_REQUEST, f"{method} after shutdown")
+            raise _AnsweredError(f"{method} sent after shutdown")
         if method == types.INITIALIZE:
+            if self.initialized:
+                if is_request:
+                    self._answer_error(
+                        data["id"], INVALID_REQUEST, "initialize was already received"
+                    )
+                raise _AnsweredError("a second initialize")
             self.initialized = True
         elif not self.initialized and method is not None and method not in _ALLOWED_BEFORE_INIT:
             if is_request:
@@ -69,6 +82,14 @@ class CodeLlamaProtocol(LanguageServerProtocol):
                 )
                 raise _AnsweredError(str(exc)) from exc
             raise
+
+    def _send_response(
+        self, msg_id: Any, result: Any | None = None, error: types.ResponseError | None = None
+    ) -> None:
+        """Answers never carry a traceback: it is logged, the client gets one line."""
+        if error is not None and error.code == INTERNAL_ERROR and error.data is not None:
+            error = types.ResponseError(code=error.code, message=error.message)
+        super()._send_response(msg_id, result=result, error=error)
 
     def _answer_error(self, msg_id: Any, code: int, message: str) -> None:
         log.warning("answering request %s with error %d: %s", msg_id, code, message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from lsprotocol import types
 
@@ -13,23 +14,36 @@ from .app import CodeLlamaServer
 
 log = logging.getLogger(__name__)
 
+#: UTF-16 surrogates left unpaired by the client's JSON (``"\ud83d"``): not text.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(text: str) -> str:
+    """The text with lone surrogates replaced by U+FFFD.
+
+    A valid pair has already become one character when the JSON was decoded,
+    so what is left cannot be encoded as UTF-8 (for the tokenizer, the index,
+    remote servers).  U+FFFD is one UTF-16 unit too, so positions stay put.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
+
 
 def _to_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
     if isinstance(change, types.TextDocumentContentChangePartial):
         r = change.range
         return TextChange(
-            change.text,
+            _clean(change.text),
             Range(
                 Position(r.start.line, r.start.character),
                 Position(r.end.line, r.end.character),
             ),
         )
-    return TextChange(change.text)
+    return TextChange(_clean(change.text))
 
 
 def text_document_did_open(ls: CodeLlamaServer, params: types.DidOpenTextDocumentParams) -> None:
     doc = params.text_document
-    ls.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+    ls.documents.open(doc.uri, _clean(doc.text), doc.version, doc.language_id)
     ls.workspace_context.opened(doc.uri)
 
 
@@ -61,9 +75,10 @@ def text_document_did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocum
 
 def text_document_did_save(ls: CodeLlamaServer, params: types.DidSaveTextDocumentParams) -> None:
     doc = ls.documents.get(params.text_document.uri)
-    if doc is not None and params.text is not None and params.text != doc.text:
+    text = _clean(params.text) if params.text is not None else None
+    if doc is not None and text is not None and text != doc.text:
         log.warning("didSave text differs from the synced text of %s; resyncing", doc.uri)
-        ls.documents.open(doc.uri, params.text, doc.version, doc.language_id)
+        ls.documents.open(doc.uri, text, doc.version, doc.language_id)
         ls.workspace_context.changed(doc.uri)
 
 

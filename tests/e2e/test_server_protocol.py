@@ -106,3 +106,73 @@ def test_exit_without_shutdown_is_one(server: RawServer) -> None:
     server.initialize(PSM)
     server.notify("exit")
     assert server.close() == 1
+
+
+def test_requests_after_shutdown_are_invalid_requests(server: RawServer) -> None:
+    server.initialize(PSM)
+    assert server.response(server.request("shutdown"))["result"] is None
+    rid = server.request(
+        "textDocument/inlineCompletion",
+        {"textDocument": {"uri": URI}, "position": {"line": 0, "character": 0}},
+    )
+    answer = server.response(rid)
+    assert answer["error"]["code"] == -32600 and "after shutdown" in answer["error"]["message"]
+    assert server.response(server.request("shutdown"))["error"]["code"] == -32600
+    server.notify("exit")
+    assert server.close() == 0
+
+
+def test_a_second_initialize_is_refused_and_keeps_the_settings(server: RawServer) -> None:
+    server.initialize(PSM)
+    rid = server.request(
+        "initialize",
+        {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": {}},
+    )
+    answer = server.response(rid)
+    assert answer["error"]["code"] == -32600 and "already" in answer["error"]["message"]
+    _assert_serves(server)  # still PSM: the second initialize changed nothing
+
+
+def test_a_lone_surrogate_in_a_document_is_text_not_an_error(server: RawServer) -> None:
+    server.initialize(PSM)
+    broken = "x = '\ud83d'\n"  # a high surrogate without its pair, as a client may send it
+    server.notify(
+        "textDocument/didOpen",
+        {
+            "textDocument": {
+                "uri": "file:///work/broken.py",
+                "languageId": "python",
+                "version": 1,
+                "text": broken + TEXT,
+            }
+        },
+    )
+    rid = server.request(
+        "textDocument/inlineCompletion",
+        {
+            "textDocument": {"uri": "file:///work/broken.py"},
+            "position": {"line": 2, "character": 4},
+            "context": {"triggerKind": 2},
+        },
+    )
+    answer = server.response(rid, timeout=60)
+    assert "error" not in answer, answer
+    assert answer["result"]["items"][0]["insertText"] == SCRIPTED_COMPLETION
+    # Typing a lone surrogate into an open document is cleaned the same way.
+    server.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": "file:///work/broken.py", "version": 2},
+            "contentChanges": [
+                {
+                    "range": {
+                        "start": {"line": 0, "character": 0},
+                        "end": {"line": 0, "character": 0},
+                    },
+                    "text": "\udc00",
+                }
+            ],
+        },
+    )
+    _assert_serves(server)
+    assert not any("Traceback" in line for line in server.stderr_lines)
