@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-from typing import Any
+import sys
+import threading
+from typing import Any, BinaryIO
 
 from cattrs.errors import ClassValidationError
 from cattrs.v import transform_error
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
@@ -18,7 +21,7 @@ from codellama_lsp.core.backends import with_overrides
 from codellama_lsp.core.settings import Settings, parse_settings
 from codellama_lsp.core.state import CompletionState
 
-from . import __version__
+from . import __version__, framing
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +175,29 @@ class CodeLlamaServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         if isinstance(error, _AnsweredError):
             return
-        if isinstance(error, json.JSONDecodeError):
-            log.warning("malformed JSON from the client: %s", error)
-            self.strict_protocol.send_parse_error(str(error))
-            return
         log.error("%s: %s", getattr(source, "__name__", source), error)
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """pygls' stdio server, reading frames leniently (:mod:`.framing`)."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        source = stdin or sys.stdin.buffer
+        try:
+            asyncio.run(
+                framing.serve(
+                    source,
+                    self.strict_protocol,
+                    self._stop_event,
+                    self.report_server_error,
+                    self.thread_pool,
+                )
+            )
+        except BrokenPipeError:
+            log.error("the connection to the client is lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()  # type: ignore[no-untyped-call]
 
     def notify(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
         """One user-visible message; logged as well, since clients may hide it."""

@@ -176,3 +176,41 @@ def test_a_lone_surrogate_in_a_document_is_text_not_an_error(server: RawServer) 
     )
     _assert_serves(server)
     assert not any("Traceback" in line for line in server.stderr_lines)
+
+
+def _raw(peer: RawServer, data: bytes) -> None:
+    assert peer.proc.stdin is not None
+    peer.proc.stdin.write(data)
+    peer.proc.stdin.flush()
+
+
+UNKNOWN = b'{"jsonrpc": "2.0", "id": 90, "method": "x", "params": {}}'
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"content-length: %d\r\n\r\n", b"Content-Length:%d\r\n\r\n", b"Content-Length: %d\n\n"],
+    ids=["lower-case", "no-space", "lf-only"],
+)
+def test_lenient_headers_are_understood(server: RawServer, header: bytes) -> None:
+    server.initialize(PSM)
+    _raw(server, header % len(UNKNOWN) + UNKNOWN)
+    assert server.response(90)["error"]["code"] == -32601  # read, and answered: no such method
+    _assert_serves(server)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"Content-Length: lots\r\n\r\n{}",
+        b'Content-Length: 80\r\n\r\n{"jsonrpc": "2.0", "id": 91, "method": "x"}',  # too long
+        b'Content-Length: 20\r\n\r\n{"jsonrpc": "2.0", "id": 91, "method": "x"}',  # too short
+        b"Content-Length: 4\r\n\r\n\xff\xfe{}",  # not UTF-8
+        b"Content-Length: 200000\r\n\r\n" + b"[" * 100000 + b"]" * 100000,  # too deep
+    ],
+    ids=["non-numeric", "longer-than-body", "shorter-than-body", "not-utf8", "too-deep"],
+)
+def test_a_bad_frame_never_makes_the_server_deaf(server: RawServer, bad: bytes) -> None:
+    server.initialize(PSM)
+    _raw(server, bad)
+    _assert_serves(server)
