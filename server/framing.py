@@ -158,6 +158,10 @@ async def serve(
         body = await frames.next_body()
         if body is None:
             return
+        # Let the tasks the previous message started run before the next one is
+        # handled, as when every message waits for its read: a burst of buffered
+        # messages must not starve them (a model load that initialized begins).
+        await asyncio.sleep(0)
         try:
             message = json.loads(body, object_hook=protocol.structure_message)
         except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, too deep
