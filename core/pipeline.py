@@ -139,12 +139,13 @@ def build_prompt(
 ) -> Prompt:
     """Windows around the cursor plus repository context, packed into the token budget."""
     begun = time.perf_counter()
+    info = backend.describe()
     window = settings.completion
     index = doc.index if settings.context.enable else None
     context_tokens = 0 if index is None else settings.context.max_tokens
     if context_tokens < 0:
         context_tokens = auto_context_budget(
-            backend.describe().n_ctx,
+            info.n_ctx,
             window.max_tokens,
             min(window.max_prefix_chars, doc.offset),
             min(window.max_suffix_chars, len(doc.text) - doc.offset),
@@ -175,7 +176,7 @@ def build_prompt(
     )
     # The backend object too: an answer still running on a replaced backend must
     # not feed the new one's cache.
-    key = (id(backend), backend.describe().label, request, policy)
+    key = (id(backend), info.label, request, policy)
     return Prompt(parts, request, policy, key, _since(begun))
 
 
