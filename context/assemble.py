@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import PurePath
 
 from .index import RepositoryIndex
-from .packing import ContextChunk, TokenCounter, estimate_tokens
-from .prompt import fim_input, sticky_prefix_start
+from .languages import comment_prefix
+from .packing import ContextChunk, TokenCounter, estimate_tokens, path_line
+from .prompt import FileView, fim_input, sticky_prefix_start, take_view, view_still_serves
 from .retrieval import RecentFile, RetrievalOptions, build_context_chunks
 
 #: Tokens kept free for the FIM control tokens, BOS and rounding.
@@ -33,6 +35,12 @@ class PromptParts:
     context_budget: int = 0
     #: Whether the context was carried over from the previous request unchanged.
     context_kept: bool = False
+    #: The "view" layout: the snapshot of the document written after the repository context.
+    view: FileView | None = None
+    #: The repository context alone (``context`` also holds the view).
+    repository: str = ""
+    #: The whole prompt's token budget these parts were cut for.
+    prompt_budget: int = 0
 
 
 #: Chunk sources whose appearance or change makes the context worth rebuilding.
@@ -123,4 +131,204 @@ def assemble(
         return replace(kept, context_kept=True)
     return PromptParts(
         packed.text, fim.prefix, fim.suffix, packed.chunks, packed.tokens, start, context_tokens
+    )
+
+
+#: Characters per token assumed when a token budget is turned into window sizes.
+CHARS_PER_TOKEN = 3
+
+
+@dataclass(frozen=True)
+class PromptBudget:
+    """How many tokens a whole prompt may take, and why (for the log)."""
+
+    tokens: int
+    reason: str
+
+
+#: Budgets are rounded down to one of these, so a speed measured a little
+#: differently does not change the prompt (and lose the KV cache) every time.
+_BUDGET_STEPS = tuple(
+    sorted({int(b * m) for b in (2**k for k in range(8, 18)) for m in (1, 1.25, 1.5, 1.75)})
+)
+
+
+def prompt_budget(
+    n_ctx: int, max_tokens: int, tokens_per_s: float, cold_budget_ms: int, floor: int = 512
+) -> PromptBudget:
+    """The prompt size whose cold evaluation takes about ``cold_budget_ms`` at ``tokens_per_s``.
+
+    On a GPU that is the whole context window; on a CPU a few thousand tokens
+    at most, since a cold 16k-token prompt would take minutes there.
+    """
+    room = max(0, n_ctx - max_tokens - _MARGIN_TOKENS)
+    if cold_budget_ms <= 0 or tokens_per_s <= 0:
+        return PromptBudget(room, f"n_ctx {n_ctx} (no speed measured or no cold budget)")
+    cold = tokens_per_s * cold_budget_ms / 1000
+    stepped = max([step for step in _BUDGET_STEPS if step <= cold], default=floor)
+    if stepped >= room:
+        return PromptBudget(room, f"n_ctx {n_ctx} ({tokens_per_s:.0f} tokens/s fills it)")
+    tokens = max(min(floor, room), stepped)
+    return PromptBudget(
+        tokens,
+        f"{tokens_per_s:.0f} tokens/s measured x coldBudgetMs {cold_budget_ms} "
+        f"(n_ctx would allow {room})",
+    )
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """Window sizes of the "view" layout for one prompt budget."""
+
+    near_prefix_chars: int
+    near_suffix_chars: int
+    before_chars: int
+    after_chars: int
+    #: Repository context tokens (0: none).
+    context_tokens: int
+
+
+def plan_view(
+    budget: int,
+    *,
+    near_prefix_chars: int,
+    near_suffix_chars: int,
+    max_prefix_chars: int,
+    max_suffix_chars: int,
+    context_tokens: int,
+    text_before: int,
+    text_after: int,
+) -> ViewPlan:
+    """Split ``budget`` tokens: near windows (a third at most), the view, then the repository.
+
+    ``context_tokens`` < 0 gives the repository what the view leaves, but at
+    least a quarter of the rest when the file is long; an explicit value wins.
+    ``text_before``/``text_after`` are the document's characters around the
+    cursor: a short file leaves more room for the repository.
+    """
+    c = CHARS_PER_TOKEN
+    near_wanted = near_prefix_chars + near_suffix_chars
+    near_room = budget * c // 3
+    scale = min(1.0, near_room / near_wanted) if near_wanted else 0.0
+    near_prefix = int(near_prefix_chars * scale)
+    near_suffix = int(near_suffix_chars * scale)
+    rest = max(0, budget - (near_prefix + near_suffix) // c - _MARGIN_TOKENS)
+    view_tokens = max(0, rest - context_tokens) if context_tokens >= 0 else rest * 3 // 4
+    before_cap = min(max_prefix_chars, text_before)
+    after_cap = min(max_suffix_chars, text_after)
+    view_chars = view_tokens * c
+    after = min(after_cap, max(view_chars // 3, view_chars - before_cap))
+    before = min(before_cap, view_chars - after)
+    after = min(after_cap, view_chars - before)
+    if context_tokens < 0:
+        context_tokens = max(0, rest - (before + after) // c)
+    return ViewPlan(near_prefix, near_suffix, before, after, context_tokens)
+
+
+def assemble_view(
+    text: str,
+    offset: int,
+    plan: ViewPlan,
+    *,
+    budget: int,
+    path: str | os.PathLike[str] | None = None,
+    index: RepositoryIndex | None = None,
+    recent: Sequence[RecentFile] = (),
+    count_tokens: TokenCounter = estimate_tokens,
+    previous: PromptParts | None = None,
+) -> PromptParts:
+    """The "view" layout: repository context, a sticky view of the file, small near windows.
+
+    The prompt reads ``context · view of this file · FIM(near suffix, near
+    prefix)``.  The view and the context are taken when the cursor first comes
+    to a place and kept while the cursor moves inside the view and the text
+    under it stays nearly the same; so a cursor move, like a keystroke, costs
+    only the near windows' tokens.  They are taken again, keeping the view's
+    start (and so the tokens before the first edit), when the cursor leaves
+    the view, the edits add up to half a near window, or the budget changes.
+    """
+    near_start = sticky_prefix_start(
+        text, offset, plan.near_prefix_chars, previous.prefix_start if previous else None
+    )
+    fim = fim_input(text, offset, plan.near_prefix_chars, plan.near_suffix_chars, near_start)
+    if len(fim.prefix) == offset and len(fim.suffix) == len(text) - offset:
+        # The near windows show the whole document: a view would only repeat it.
+        return replace(
+            assemble(
+                text,
+                offset,
+                max_prefix_chars=plan.near_prefix_chars,
+                max_suffix_chars=plan.near_suffix_chars,
+                path=path,
+                index=index,
+                recent=recent,
+                context_tokens=plan.context_tokens,
+                count_tokens=count_tokens,
+                previous=previous if previous is not None and previous.view is None else None,
+            ),
+            prompt_budget=budget,
+        )
+    stale = max(256, plan.near_prefix_chars // 2)
+    old = previous.view if previous is not None else None
+    if (
+        previous is not None
+        and old is not None
+        and previous.prompt_budget == budget
+        and view_still_serves(old, text, offset, stale)
+    ):
+        return replace(
+            previous,
+            prefix=fim.prefix,
+            suffix=fim.suffix,
+            prefix_start=near_start,
+            context_kept=True,
+        )
+    view = take_view(text, offset, plan.before_chars, plan.after_chars, old)
+    comment = comment_prefix(PurePath(path)) if path is not None else "#"
+    shown_path = "untitled"
+    if path is not None:
+        shown_path = (index.relative(path) if index is not None else None) or PurePath(path).name
+    repository, tokens, kept = "", 0, False
+    chunks: tuple[ContextChunk, ...] = ()
+    if index is not None and path is not None and plan.context_tokens > 0:
+        before = offset - view.start
+        packed = build_context_chunks(
+            index,
+            path,
+            text,
+            offset,
+            recent,
+            plan.context_tokens,
+            count_tokens=count_tokens,
+            options=RetrievalOptions(prefix_chars=before, suffix_chars=len(view.text) - before),
+            include_current_path=False,
+        )
+        if (
+            previous is not None
+            and previous.prompt_budget == budget
+            and previous.view is not None
+            and not context_changed(previous.chunks, packed.chunks)
+        ):
+            repository, chunks, tokens, kept = (
+                previous.repository,
+                previous.chunks,
+                previous.context_tokens,
+                True,
+            )
+        else:
+            repository, chunks, tokens = packed.text, packed.chunks, packed.tokens
+    body = view.text if view.text.endswith("\n") or not view.text else view.text + "\n"
+    head = repository + path_line(comment, shown_path) + body + path_line(comment, shown_path)
+    return PromptParts(
+        context=head,
+        prefix=fim.prefix,
+        suffix=fim.suffix,
+        chunks=chunks,
+        context_tokens=tokens,
+        prefix_start=near_start,
+        context_budget=plan.context_tokens,
+        context_kept=kept,
+        view=view,
+        repository=repository,
+        prompt_budget=budget,
     )

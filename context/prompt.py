@@ -78,3 +78,78 @@ def fim_input(
         prefix if prefix is not None else prefix_window(text, offset, max_prefix_chars),
         suffix_window(text, offset, max_suffix_chars),
     )
+
+
+@dataclass(frozen=True)
+class FileView:
+    """A snapshot of the document around where the cursor was, shown before the FIM tokens.
+
+    It does not follow the cursor: while the cursor stays inside it and the text
+    under it has not changed much, the view (and every token before it) is the
+    same from one request to the next, so a cursor move re-evaluates only the
+    small near windows after it.
+    """
+
+    #: Offset of the view's first character (a line start) when it was taken.
+    start: int
+    text: str
+    #: Characters of the document after the view when it was taken.
+    tail: int
+    #: The cursor when it was taken: repository context was chosen for this place.
+    anchor: int
+
+
+def _changed_chars(old: str, new: str) -> int:
+    """Size of the differing middle of two texts (after their common prefix and suffix)."""
+    n = min(len(old), len(new))
+    lo, hi = 0, n  # common prefix length, by bisection over C-speed slice compares
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if old[:mid] == new[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    prefix = lo
+    lo, hi = 0, n - prefix
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if old[len(old) - mid :] == new[len(new) - mid :]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return max(len(old), len(new)) - prefix - lo
+
+
+def view_still_serves(view: FileView, text: str, offset: int, max_changed: int) -> bool:
+    """The cursor is inside ``view`` and at most ``max_changed`` characters under it differ."""
+    end = len(text) - view.tail
+    start = view.start
+    if not 0 <= start <= end <= len(text) or (start > 0 and text[start - 1] != "\n"):
+        return False
+    line_start = text.rfind("\n", 0, offset) + 1
+    if not start <= line_start <= offset <= end:
+        return False
+    if abs((end - start) - len(view.text)) > max_changed:
+        return False
+    return _changed_chars(view.text, text[start:end]) <= max_changed
+
+
+def take_view(
+    text: str, offset: int, before_chars: int, after_chars: int, previous: FileView | None
+) -> FileView:
+    """A new view around ``offset``; it starts where ``previous`` did when that still fits.
+
+    Keeping the start means a view renewed after edits shares every token up to
+    the first edit with the old one.
+    """
+    line_start = text.rfind("\n", 0, offset) + 1
+    start: int | None = None
+    if previous is not None and 0 <= previous.start <= line_start:
+        kept = previous.start
+        if (kept == 0 or text[kept - 1] == "\n") and offset - kept <= before_chars:
+            start = kept
+    if start is None:
+        # Three quarters, so that the view can grow downwards before its start must move.
+        start = offset - len(prefix_window(text, offset, before_chars * 3 // 4))
+    end = offset + len(suffix_window(text, offset, after_chars))
+    return FileView(start, text[start:end], len(text) - end, offset)

@@ -23,6 +23,8 @@ def local_config(settings: Settings, path: str) -> EngineConfig:
         n_threads=model.threads,
         flash_attn=model.flash_attn,
         kv_cache_type=model.kv_cache_type,
+        document_states=model.document_states,
+        document_state_mb=model.document_state_mb,
     )
 
 

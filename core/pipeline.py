@@ -14,10 +14,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from codellama_lsp.context.assemble import assemble, auto_context_budget
+from codellama_lsp.context.assemble import (
+    CHARS_PER_TOKEN,
+    PromptParts,
+    assemble,
+    assemble_view,
+    auto_context_budget,
+    plan_view,
+    prompt_budget,
+)
 from codellama_lsp.context.index import RepositoryIndex
 from codellama_lsp.context.postprocess import StopChecker, decide_policy, finish_generated
 from codellama_lsp.context.retrieval import RecentFile
@@ -134,6 +142,25 @@ def run_model(
     return record(doc, state, prompt, result, suggestion, backend, cancel, started)
 
 
+def warm(
+    doc: CompletionInput,
+    settings: Settings,
+    backend: Backend,
+    state: CompletionState,
+    cancel: threading.Event,
+) -> CompletionResult:
+    """Evaluate the prompt a request at ``doc``'s cursor would send, generating nothing.
+
+    Its parts are remembered as the document's last prompt, so the next real
+    request there builds the same prompt and finds it in the KV cache.
+    """
+    prompt = build_prompt(doc, settings, backend, state)
+    result = backend.complete(replace(prompt.request, warm=True), cancel)
+    if not cancel.is_set():
+        state.remember(doc.key, prompt.parts)
+    return result
+
+
 def build_prompt(
     doc: CompletionInput, settings: Settings, backend: Budget, state: CompletionState
 ) -> Prompt:
@@ -141,27 +168,12 @@ def build_prompt(
     begun = time.perf_counter()
     info = backend.describe()
     window = settings.completion
-    index = doc.index if settings.context.enable else None
-    context_tokens = 0 if index is None else settings.context.max_tokens
-    if context_tokens < 0:
-        context_tokens = auto_context_budget(
-            info.n_ctx,
-            window.max_tokens,
-            min(window.max_prefix_chars, doc.offset),
-            min(window.max_suffix_chars, len(doc.text) - doc.offset),
+    budget = state.settle_budget(
+        prompt_budget(
+            info.n_ctx, window.max_tokens, info.prompt_tokens_per_s, window.cold_budget_ms
         )
-    parts = assemble(
-        doc.text,
-        doc.offset,
-        max_prefix_chars=window.max_prefix_chars,
-        max_suffix_chars=window.max_suffix_chars,
-        path=doc.path,
-        index=index,
-        recent=doc.recent,
-        context_tokens=context_tokens,
-        count_tokens=backend.count_tokens,
-        previous=state.previous_parts(doc.key),
     )
+    parts = _parts(doc, settings, backend, state, budget)
     request = CompletionRequest(
         prefix=parts.prefix,
         suffix=parts.suffix,
@@ -170,6 +182,7 @@ def build_prompt(
         fim_order=window.fim_order,
         time_budget_ms=window.time_budget_ms,
         prompt_lookup=window.prompt_lookup,
+        document=doc.key,
     )
     policy = decide_policy(
         parts.prefix, parts.suffix, language=doc.language, max_lines=window.max_lines
@@ -178,6 +191,62 @@ def build_prompt(
     # not feed the new one's cache.
     key = (id(backend), info.label, request, policy)
     return Prompt(parts, request, policy, key, _since(begun))
+
+
+def _parts(
+    doc: CompletionInput, settings: Settings, backend: Budget, state: CompletionState, budget: int
+) -> PromptParts:
+    """The prompt's text parts in the configured layout, cut for ``budget`` tokens."""
+    window = settings.completion
+    index = doc.index if settings.context.enable else None
+    explicit = 0 if index is None else settings.context.max_tokens
+    previous = state.previous_parts(doc.key)
+    if window.layout == "view":
+        plan = plan_view(
+            budget,
+            near_prefix_chars=window.near_prefix_chars,
+            near_suffix_chars=window.near_suffix_chars,
+            max_prefix_chars=window.max_prefix_chars,
+            max_suffix_chars=window.max_suffix_chars,
+            context_tokens=explicit,
+            text_before=doc.offset,
+            text_after=len(doc.text) - doc.offset,
+        )
+        return assemble_view(
+            doc.text,
+            doc.offset,
+            plan,
+            budget=budget,
+            path=doc.path,
+            index=index,
+            recent=doc.recent,
+            count_tokens=backend.count_tokens,
+            previous=previous,
+        )
+    # The windows take at most four fifths of the budget, the prefix most of that.
+    room = budget * CHARS_PER_TOKEN * 4 // 5
+    prefix_chars = min(window.max_prefix_chars, room * 4 // 5)
+    suffix_chars = min(window.max_suffix_chars, room - prefix_chars)
+    context_tokens = explicit
+    if context_tokens < 0:
+        context_tokens = auto_context_budget(
+            budget + window.max_tokens,
+            window.max_tokens,
+            min(prefix_chars, doc.offset),
+            min(suffix_chars, len(doc.text) - doc.offset),
+        )
+    return assemble(
+        doc.text,
+        doc.offset,
+        max_prefix_chars=prefix_chars,
+        max_suffix_chars=suffix_chars,
+        path=doc.path,
+        index=index,
+        recent=doc.recent,
+        context_tokens=context_tokens,
+        count_tokens=backend.count_tokens,
+        previous=previous,
+    )
 
 
 def generate(backend: Backend, prompt: Prompt, cancel: threading.Event) -> CompletionResult:

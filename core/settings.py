@@ -106,6 +106,25 @@ class ModelSettings:
             "CPU threads for inference; 0 uses one per physical core.", minimum=0, maximum=512
         ),
     )
+    document_states: int = field(
+        default=4,
+        metadata=_doc(
+            "Documents whose KV cache is kept in RAM when another document is worked on, so "
+            "that coming back to one evaluates only what changed in it since (least recently "
+            "used dropped first). 0 keeps none.",
+            minimum=0,
+            maximum=64,
+        ),
+    )
+    document_state_mb: int = field(
+        default=4096,
+        metadata=_doc(
+            "Most memory, in MiB, the kept document KV states take together (Code Llama 7B "
+            "with an f16 cache: about 0.5 MiB per prompt token). Each state's size is logged.",
+            minimum=0,
+            maximum=1_048_576,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -177,6 +196,54 @@ class CompletionSettings:
     max_tokens: int = field(
         default=128,
         metadata=_doc("Most tokens generated for one suggestion.", minimum=1, maximum=4096),
+    )
+    layout: Literal["view", "window"] = field(
+        default="view",
+        metadata=_doc(
+            "Prompt layout. `view`: a view of the document around where the cursor came to "
+            "is written before the fill-in-the-middle part and kept while the cursor moves "
+            "inside it, and only small near windows (`completion.nearPrefixChars`, "
+            "`completion.nearSuffixChars`) follow the cursor, so a cursor move costs about "
+            "as little as a keystroke. `window`: the prefix and suffix windows themselves "
+            "follow the cursor (every move re-evaluates them)."
+        ),
+    )
+    near_prefix_chars: int = field(
+        default=1200,
+        metadata=_doc(
+            "`view` layout: most characters before the cursor in the fill-in-the-middle part "
+            "(the rest of the document is in the view).",
+            minimum=0,
+            maximum=100_000,
+        ),
+    )
+    near_suffix_chars: int = field(
+        default=300,
+        metadata=_doc(
+            "`view` layout: most characters after the cursor in the fill-in-the-middle part.",
+            minimum=0,
+            maximum=100_000,
+        ),
+    )
+    cold_budget_ms: int = field(
+        default=5000,
+        metadata=_doc(
+            "Size prompts so that evaluating one from scratch (a newly opened file) takes "
+            "about this long at the prompt speed measured on this machine: the whole "
+            "`model.nCtx` on a fast GPU, a few thousand tokens on a CPU. The budget chosen "
+            "is logged. 0: prompts fill the context window. An explicit `context.maxTokens` "
+            "still wins for the repository context.",
+            minimum=0,
+            maximum=600_000,
+        ),
+    )
+    warm_ahead: bool = field(
+        default=True,
+        metadata=_doc(
+            "When a document is opened or becomes active and nothing else runs, evaluate "
+            "its prompt in the background so that the first keystroke there is answered "
+            "from a warm cache. Any real request stops it within one batch."
+        ),
     )
     max_prefix_chars: int = field(
         default=12000,

@@ -8,14 +8,17 @@ stage runs off the event loop), hence the lock.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from codellama_lsp.context.assemble import PromptParts
+from codellama_lsp.context.assemble import PromptBudget, PromptParts
 from codellama_lsp.context.postprocess import StopPolicy
 from codellama_lsp.context.reuse import ShownSuggestion, SuggestionCache
 from codellama_lsp.quant.backend import Backend, CompletionRequest, CompletionResult
+
+log = logging.getLogger(__name__)
 
 #: How a request was answered; every answer counts under exactly one.
 SOURCES = ("model", "typed_through", "cache", "superseded")
@@ -64,6 +67,8 @@ class CompletionState:
         self.cache = SuggestionCache(cache_size)
         self.last: LastPrompt | None = None
         self.counts: dict[str, int] = dict.fromkeys(SOURCES, 0)
+        self._budget: PromptBudget | None = None
+        self._warming: InFlight | None = None
 
     # -- what the user sees -------------------------------------------------------
 
@@ -90,6 +95,22 @@ class CompletionState:
         with self._lock:
             self._parts[key] = parts
 
+    def settle_budget(self, proposed: PromptBudget) -> int:
+        """The prompt budget to use: the current one unless ``proposed`` differs by a third.
+
+        Every change of the budget changes the prompt and loses its KV cache, so
+        a speed measured slightly differently on a later request changes nothing.
+        """
+        with self._lock:
+            current = self._budget
+            if current is not None and 0.75 * current.tokens <= proposed.tokens <= (
+                1.34 * current.tokens
+            ):
+                return current.tokens
+            self._budget = proposed
+        log.info("prompt budget: %d tokens (%s)", proposed.tokens, proposed.reason)
+        return proposed.tokens
+
     def count(self, source: str) -> None:
         with self._lock:
             self.counts[source] = self.counts.get(source, 0) + 1
@@ -97,14 +118,38 @@ class CompletionState:
     # -- requests in flight ---------------------------------------------------------
 
     def begin(self, key: str, request_id: object) -> InFlight:
-        """Start a request for ``key``; the one it replaces stops at once."""
+        """Start a request for ``key``; what it replaces stops at once.
+
+        The user's newest request wins: the document's previous request, those
+        still running for other documents (the user has moved on from them)
+        and any background warming all stop at their next batch or token.
+        """
         mine = InFlight(request_id)
         with self._lock:
-            previous = self._in_flight.get(key)
-            self._in_flight[key] = mine
+            stale = list(self._in_flight.values())
+            self._in_flight = {key: mine}
+            if self._warming is not None:
+                stale.append(self._warming)
+                self._warming = None
+        for previous in stale:
+            previous.cancel.set()
+        return mine
+
+    def begin_warming(self, key: str) -> InFlight | None:
+        """Background work for ``key``, only when no request runs; None when one does."""
+        mine = InFlight(("warm", key))
+        with self._lock:
+            if self._in_flight:
+                return None
+            previous, self._warming = self._warming, mine
         if previous is not None:
             previous.cancel.set()
         return mine
+
+    def end_warming(self, mine: InFlight) -> None:
+        with self._lock:
+            if self._warming is mine:
+                self._warming = None
 
     def end(self, key: str, mine: InFlight) -> None:
         with self._lock:
@@ -122,6 +167,9 @@ class CompletionState:
         with self._lock:
             running = list(self._in_flight.values())
             self._in_flight.clear()
+            if self._warming is not None:
+                running.append(self._warming)
+                self._warming = None
         for in_flight in running:
             in_flight.cancel.set()
 
@@ -141,6 +189,7 @@ class CompletionState:
             self._shown.clear()
             self._parts.clear()
             self.last = None
+            self._budget = None
         if cache_size is not None:
             self.cache.resize(cache_size)
         self.cache.clear()

@@ -38,6 +38,10 @@ class EngineConfig:
     flash_attn: str = "auto"
     #: KV cache element type: "f16", or "q8_0" (half the memory; needs flash attention).
     kv_cache_type: str = "f16"
+    #: Documents whose KV state is kept in RAM for a return (LRU; 0: none).
+    document_states: int = 4
+    #: Memory those states may take, in MiB.
+    document_state_mb: int = 4096
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,10 @@ class CompletionRequest:
     time_budget_ms: float = 0.0
     #: Prompt-lookup decoding: tokens guessed per step from n-grams of the prompt (0: off).
     prompt_lookup: int = 0
+    #: Only evaluate the prompt (warming ahead of a request); no tokens are generated.
+    warm: bool = False
+    #: The document the prompt is for: backends that keep per-document state key it by this.
+    document: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,9 @@ class BackendInfo:
     memory_bytes: int = 0
     #: Layers offloaded to a GPU (local only).
     gpu_layers: int = 0
+    #: Measured prompt evaluation speed, tokens per second (0: not known yet).
+    #: Cold prompts are sized with it so that their first token stays in budget.
+    prompt_tokens_per_s: float = 0.0
 
 
 class Health:
@@ -156,5 +167,9 @@ class Backend(Protocol):
     def describe(self) -> BackendInfo: ...
 
     def health(self) -> Health: ...
+
+    def forget(self, document: str) -> None:
+        """Drop what is kept for ``document`` (it was closed); a no-op without such state."""
+        ...
 
     def close(self) -> None: ...

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,111 @@ def _common_prefix(cached: np.ndarray, tokens: list[int]) -> int:
     return int(diff[0]) if diff.size else n
 
 
+@dataclass
+class _SavedState:
+    """One document's KV sequence, copied out of llama.cpp with the tokens it holds."""
+
+    tokens: np.ndarray
+    data: Any  # ctypes.c_uint8 array
+    size: int
+
+
+#: Sequences shorter than this are not worth keeping: re-evaluating them is cheap.
+_MIN_PARK_TOKENS = 32
+
+
+class DocumentStates:
+    """KV state of recently used documents, in RAM, least recently used evicted first.
+
+    The model's context holds one document's prompt at a time (sequence 0).
+    When a request comes for another document, the current one's sequence is
+    copied out with ``llama_state_seq_get_data`` and the new document's, if it
+    is kept here and shares more with the new prompt than what is loaded, is
+    copied back in with ``llama_state_seq_set_data``: coming back to a file then
+    costs only what changed in it since.  At most ``slots`` states and
+    ``limit_bytes`` are kept.
+    """
+
+    def __init__(self, slots: int, limit_bytes: int) -> None:
+        self.slots = max(0, slots)
+        self.limit_bytes = max(0, limit_bytes)
+        self._states: OrderedDict[str, _SavedState] = OrderedDict()
+
+    @property
+    def used_bytes(self) -> int:
+        return sum(state.size for state in self._states.values())
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def documents(self) -> list[str]:
+        """Kept documents, least recently used first."""
+        return list(self._states)
+
+    def get(self, key: str) -> _SavedState | None:
+        return self._states.get(key)
+
+    def forget(self, key: str) -> None:
+        self._states.pop(key, None)
+
+    def clear(self) -> None:
+        self._states.clear()
+
+    def park(self, key: str, ctx: Any, tokens: np.ndarray) -> None:
+        """Copy sequence 0 out under ``key``, evicting the least recently used to make room."""
+        from llama_cpp import llama_cpp as C
+
+        self._states.pop(key, None)
+        if self.slots == 0 or len(tokens) < _MIN_PARK_TOKENS:
+            return
+        size = int(C.llama_state_seq_get_size(ctx, 0))
+        if size <= 0 or size > self.limit_bytes:
+            log.info(
+                "document state of %s not kept: %.1f MiB is over the %.0f MiB limit",
+                key,
+                size / 2**20,
+                self.limit_bytes / 2**20,
+            )
+            return
+        while self._states and (
+            len(self._states) >= self.slots or self.used_bytes + size > self.limit_bytes
+        ):
+            old, state = self._states.popitem(last=False)
+            log.info(
+                "document state of %s evicted (%d tokens, %.1f MiB; least recently used)",
+                old,
+                len(state.tokens),
+                state.size / 2**20,
+            )
+        data = (ctypes.c_uint8 * size)()
+        written = int(C.llama_state_seq_get_data(ctx, data, size, 0))
+        if written <= 0:
+            return
+        self._states[key] = _SavedState(tokens.copy(), data, written)
+        log.info(
+            "document state of %s kept: %d tokens, %.1f MiB (%d kept, %.1f of %.0f MiB)",
+            key,
+            len(tokens),
+            written / 2**20,
+            len(self._states),
+            self.used_bytes / 2**20,
+            self.limit_bytes / 2**20,
+        )
+
+    def restore(self, key: str, ctx: Any, memory: Any) -> np.ndarray | None:
+        """Put ``key``'s sequence back as sequence 0; its tokens, or None when that failed."""
+        from llama_cpp import llama_cpp as C
+
+        state = self._states.pop(key, None)
+        if state is None:
+            return None
+        C.llama_memory_seq_rm(memory, 0, -1, -1)
+        if int(C.llama_state_seq_set_data(ctx, state.data, state.size, 0)) <= 0:
+            C.llama_memory_seq_rm(memory, 0, -1, -1)
+            return None
+        return state.tokens
+
+
 class Engine:
     """A loaded Code Llama model and its KV cache: the local :class:`~.backend.Backend`."""
 
@@ -160,6 +266,13 @@ class Engine:
         self.memory_bytes = 0
         self.gpu_layers = 0
         self._health = Health()
+        #: The document whose prompt is in the KV cache (sequence 0).
+        self._active: str | None = None
+        self.states = DocumentStates(config.document_states, config.document_state_mb * 2**20)
+        #: Prompt evaluation speed, tokens per second: measured at load, then from requests.
+        self._rate = 0.0
+        #: Closed documents whose kept state is dropped at the next chance.
+        self._forgotten: set[str] = set()
 
     @classmethod
     def load(cls, config: EngineConfig) -> Engine:
@@ -216,10 +329,45 @@ class Engine:
         )
         engine.memory_bytes = estimate
         engine.gpu_layers = offloaded
+        engine.measure_prompt_rate()
         return engine
+
+    def measure_prompt_rate(self) -> float:
+        """Time one prompt batch, so that the first prompt can already be sized to the machine.
+
+        A few tokens first; a whole batch only when those were quick (a GPU, a
+        small model), since a small batch understates what batching achieves.
+        """
+        with self._lock:
+            llm = self._llm
+            filler = self._tokenize("def f(x):\n    return x\n" * 64)
+            rate = 0.0
+            for n in (16, min(self.config.n_batch, 256, self.config.n_ctx - 8)):
+                tokens = [self.fim.bos, *filler[: n - 1]]
+                llm.n_tokens = 0
+                llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+                started = time.perf_counter()
+                llm.eval(tokens)
+                seconds = time.perf_counter() - started
+                rate = len(tokens) / max(seconds, 1e-6)
+                if seconds > 0.25:
+                    break
+            llm.n_tokens = 0
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            self._rate = rate
+        log.info("prompt evaluation: %.0f tokens/s measured at load", rate)
+        return rate
+
+    def _observe_rate(self, tokens: int, seconds: float) -> None:
+        """Follow the speed real prompts are evaluated at (big evaluations only)."""
+        if tokens < 64 or seconds <= 0:
+            return
+        rate = tokens / seconds
+        self._rate = rate if self._rate <= 0 else 0.7 * self._rate + 0.3 * rate
 
     def close(self) -> None:
         with self._lock:
+            self.states.clear()
             self._llm.close()
 
     def describe(self) -> BackendInfo:
@@ -229,11 +377,60 @@ class Engine:
             n_ctx=self.config.n_ctx,
             memory_bytes=self.memory_bytes,
             gpu_layers=self.gpu_layers,
+            prompt_tokens_per_s=self._rate,
         )
 
     def health(self) -> Health:
         """Always ready: a local model's failures are the failing request's error."""
         return self._health
+
+    def forget(self, document: str) -> None:
+        """Never blocks (the event loop calls it): while a generation runs, done after it."""
+        self._forgotten.add(document)
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drop_forgotten()
+            finally:
+                self._lock.release()
+
+    def _drop_forgotten(self) -> None:
+        while self._forgotten:
+            document = self._forgotten.pop()
+            self.states.forget(document)
+
+    def _switch(self, document: str, tokens: list[int]) -> None:
+        """Make ``document``'s KV state the loaded one, keeping the one it replaces.
+
+        Called with the lock held, before the common prefix is taken: the
+        loaded sequence is copied out for a later return, and ``document``'s own
+        is copied back in when it shares more with the new prompt.
+        """
+        if document == self._active:
+            return
+        llm = self._llm
+        loaded = llm.input_ids[: llm.n_tokens]
+        here = _common_prefix(loaded, tokens)
+        saved = self.states.get(document)
+        there = _common_prefix(saved.tokens, tokens) if saved is not None else 0
+        if self._active is not None and here < len(loaded):
+            self.states.park(self._active, llm._ctx.ctx, loaded)
+        if there > here:
+            started = time.perf_counter()
+            restored = self.states.restore(document, llm._ctx.ctx, llm._ctx.memory)
+            if restored is None:
+                llm.n_tokens = 0
+                log.warning("document state of %s could not be restored", document)
+            else:
+                llm.input_ids[: len(restored)] = restored
+                llm.n_tokens = len(restored)
+                log.info(
+                    "document state of %s restored: %d tokens in %.1f ms (%d reusable)",
+                    document,
+                    len(restored),
+                    (time.perf_counter() - started) * 1000,
+                    there,
+                )
+        self._active = document
 
     # -- tokens -----------------------------------------------------------
 
@@ -347,6 +544,8 @@ class Engine:
         with self._lock:
             locked = time.perf_counter()
             prepared = self.prepare(request)
+            self._drop_forgotten()
+            self._switch(request.document, prepared.tokens)
             tokenized = time.perf_counter()
             return _Generation(self, request, prepared, cancel, stop, started, locked).run(
                 tokenized
@@ -393,16 +592,24 @@ class _Generation:
         reused = _common_prefix(cached, tokens)
         # The last prompt token is always evaluated: its logits start decoding.
         reused = min(reused, len(tokens) - 1)
+        if self.request.warm:
+            # Warming needs no logits: a prompt already in the cache costs nothing.
+            reused = _common_prefix(cached, tokens)
         llm.n_tokens = reused
         try:
             batch = self.engine.config.n_batch
             rest = tokens[reused:]
+            evaluating = time.perf_counter()
             for i in range(0, len(rest), batch):
                 if self.cancel.is_set():
                     break
                 llm.eval(rest[i : i + batch])
             else:
-                self._decode()
+                self.engine._observe_rate(len(rest), time.perf_counter() - evaluating)
+                if self.request.warm:
+                    self.stop_reason = "max_tokens"
+                else:
+                    self._decode()
         except RuntimeError as exc:
             # A failed decode leaves the cache in an unknown state.
             llm.n_tokens = 0

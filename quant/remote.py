@@ -106,6 +106,9 @@ class RemoteEngine:
             )
         return _wire_prompt(request)
 
+    def forget(self, document: str) -> None:
+        """Nothing per document is kept here (the server keeps its own cache)."""
+
     def close(self) -> None:
         pass
 
@@ -116,6 +119,9 @@ class RemoteEngine:
         stop: StopRule | None = None,
     ) -> CompletionResult:
         started = time.perf_counter()
+        if request.warm and self.config.protocol == "openai":
+            # An OpenAI-compatible server has no way to only evaluate a prompt.
+            return CompletionResult("", 0, 0, 0, "max_tokens", 0.0, 0.0, 0.0)
         path, body = self._request_body(request)
         read = _StreamRead(started, request.time_budget_ms, stop, cancel)
         try:
@@ -166,7 +172,7 @@ class RemoteEngine:
                 "input_prefix": request.prefix,
                 "input_suffix": request.suffix,
                 "input_extra": extra,
-                "n_predict": request.max_tokens,
+                "n_predict": 0 if request.warm else request.max_tokens,
                 "temperature": 0.0,
                 "top_k": 1,
                 "cache_prompt": True,
@@ -176,7 +182,7 @@ class RemoteEngine:
         if self.config.protocol == "llama-server-completion":
             return "/completion", {
                 "prompt": prompt,
-                "n_predict": request.max_tokens,
+                "n_predict": 0 if request.warm else request.max_tokens,
                 "temperature": 0.0,
                 "top_k": 1,
                 "cache_prompt": True,

@@ -19,7 +19,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from codellama_lsp.context.documents import Position
 from codellama_lsp.context.errors import PositionOutOfRangeError
-from codellama_lsp.core.pipeline import Answer, CompletionInput, reuse, run_model
+from codellama_lsp.core.pipeline import Answer, CompletionInput, reuse, run_model, warm
 from codellama_lsp.core.state import InFlight
 from codellama_lsp.quant.backend import Backend
 from codellama_lsp.quant.errors import BackendUnavailable, ModelError
@@ -161,3 +161,60 @@ async def _run_model(
     if answer.result is not None:
         ls.backends.succeeded(backend)
     return answer
+
+
+#: Warming starts after the user has been idle this long (seconds).
+WARM_IDLE_S = 0.3
+
+
+def warm_ahead(ls: CodeLlamaServer, uri: str, position: types.Position) -> None:
+    """Evaluate ``uri``'s prompt at ``position`` in the background, if the user stays idle.
+
+    A real request (for any document) stops it within one batch; so does a
+    newer warming.  Nothing is shown and nothing is counted as an answer.
+    """
+    if not ls.settings.enable or not ls.settings.completion.warm_ahead:
+        return
+    mine = ls.completions.begin_warming(uri)
+    if mine is None:
+        return
+    task = asyncio.ensure_future(_warm(ls, uri, position, mine))
+    _WARMING.add(task)
+    task.add_done_callback(_WARMING.discard)
+
+
+_WARMING: set[asyncio.Future[None]] = set()
+
+
+async def _warm(ls: CodeLlamaServer, uri: str, position: types.Position, mine: InFlight) -> None:
+    state = ls.completions
+    try:
+        await asyncio.sleep(WARM_IDLE_S)
+        if mine.cancel.is_set():
+            return
+        backend = await ls.backends.ready(f"warm {uri}")
+        if backend is None or mine.cancel.is_set():
+            return
+        try:
+            doc, _ = to_input(ls, uri, position, invoked=False)
+        except JsonRpcException:
+            return  # closed or out of sync meanwhile
+        settings = ls.settings
+        started = time.perf_counter()
+        result = await run_off_loop(
+            lambda: warm(doc, settings, backend, state, mine.cancel), name="warm"
+        )
+        log.info(
+            "warm %s line=%d prompt_tokens=%d reused_tokens=%d evaluated_tokens=%d total_ms=%.1f%s",
+            uri,
+            position.line,
+            result.prompt_tokens,
+            result.reused_tokens,
+            result.evaluated_tokens,
+            (time.perf_counter() - started) * 1000,
+            " (stopped: a request came)" if mine.cancel.is_set() else "",
+        )
+    except (BackendUnavailable, ModelError) as exc:
+        log.info("warm %s failed: %s", uri, exc)
+    finally:
+        state.end_warming(mine)

@@ -11,6 +11,11 @@ from codellama_lsp.context.documents import Position, Range, TextChange
 from codellama_lsp.context.errors import InvalidEditError
 
 from .app import CodeLlamaServer
+from .pipeline import warm_ahead
+
+#: A client tells the server which document the user is looking at, and where:
+#: ``{"textDocument": {"uri": ...}, "position": {"line": ..., "character": ...}}``.
+DOCUMENT_ACTIVE = "codellama/documentActive"
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,20 @@ def text_document_did_open(ls: CodeLlamaServer, params: types.DidOpenTextDocumen
     doc = params.text_document
     ls.documents.open(doc.uri, _clean(doc.text), doc.version, doc.language_id)
     ls.workspace_context.opened(doc.uri)
+    warm_ahead(ls, doc.uri, types.Position(0, 0))
+
+
+def document_active(ls: CodeLlamaServer, params: object) -> None:
+    """The user is looking at a document (an editor switch, a cursor jump): warm it there."""
+    try:
+        uri = str(params.text_document.uri)  # type: ignore[attr-defined]
+        pos = params.position  # type: ignore[attr-defined]
+        position = types.Position(int(pos.line), int(pos.character))
+    except (AttributeError, TypeError, ValueError):
+        log.info("%s ignored: needs textDocument.uri and position", DOCUMENT_ACTIVE)
+        return
+    if ls.documents.get(uri) is not None:
+        warm_ahead(ls, uri, position)
 
 
 def text_document_did_change(
@@ -69,6 +88,8 @@ def text_document_did_change(
 def text_document_did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.completions.forget(uri)
+    if ls.backends.current is not None:
+        ls.backends.current.forget(uri)
     ls.documents.close(uri)
     ls.workspace_context.closed(uri)
 
@@ -86,6 +107,7 @@ def register(ls: CodeLlamaServer) -> None:
     ls.feature(types.TEXT_DOCUMENT_DID_OPEN)(text_document_did_open)
     ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)(text_document_did_change)
     ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)(text_document_did_close)
+    ls.feature(DOCUMENT_ACTIVE)(document_active)
     ls.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))(
         text_document_did_save
     )

@@ -17,13 +17,34 @@ def test_a_newer_request_stops_the_one_it_replaces() -> None:
     state = CompletionState(8)
     first = state.begin("a", 1)
     second = state.begin("a", 2)
-    other = state.begin("b", 3)
-    assert first.cancel.is_set() and not second.cancel.is_set() and not other.cancel.is_set()
+    assert first.cancel.is_set() and not second.cancel.is_set()
     state.end("a", first)  # the old one ending does not drop the new one
     state.cancel("a")
     assert second.cancel.is_set()
+    third = state.begin("a", 4)
     state.cancel_all()
-    assert other.cancel.is_set()
+    assert third.cancel.is_set()
+
+
+def test_the_newest_request_wins_over_work_on_any_document() -> None:
+    state = CompletionState(8)
+    a = state.begin("a", 1)
+    b = state.begin("b", 2)
+    assert a.cancel.is_set() and not b.cancel.is_set()
+
+
+def test_warming_runs_only_when_idle_and_any_request_stops_it() -> None:
+    state = CompletionState(8)
+    busy = state.begin("a", 1)
+    assert state.begin_warming("b") is None  # a request runs: no background work
+    state.end("a", busy)
+    warming = state.begin_warming("b")
+    assert warming is not None and not warming.cancel.is_set()
+    newer = state.begin_warming("c")
+    assert newer is not None and warming.cancel.is_set()  # a newer warming replaces it
+    state.begin("z", 2)
+    assert newer.cancel.is_set()
+    state.end_warming(newer)
 
 
 def test_typed_through_answers_from_the_shown_suggestion_and_counts() -> None:
