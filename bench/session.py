@@ -84,6 +84,7 @@ FILE_B = "pygls/server.py"
 N_PREFIX_LINES = 256
 N_SUFFIX_LINES = 64
 PASTE_LINES = 20
+PROBLEM = re.compile(r" (WARNING|ERROR|CRITICAL) |^Traceback ")
 KINDS = ("open", "keystroke", "jump", "switch", "return", "delete_line", "paste", "undo")
 
 
@@ -279,7 +280,23 @@ def build_session(texts: dict[str, str], session: tuple[Event, ...] = SESSION) -
 class SessionClient(LspClient):
     """LspClient that keeps the last log fields (their ``source``) and can wait for a log line."""
 
-    last_fields: dict[str, str] | None = None
+    def __init__(self, command: list[str]) -> None:
+        self.last_fields: dict[str, str] | None = None
+        #: Warnings, errors and tracebacks the server logged (the first few of them).
+        self.problems: list[str] = []
+        self.problem_count = 0
+        super().__init__(command)
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.stderr_tail = [*self.stderr_tail[-40:], line]
+            if PROBLEM.search(line):
+                self.problem_count += 1
+                if len(self.problems) < 5:
+                    self.problems.append(line)
+            self.log_lines.put(line)
 
     def log_fields(self, request_id: int, timeout: float = 5.0) -> dict[str, str] | None:
         self.last_fields = super().log_fields(request_id, timeout)
@@ -431,6 +448,11 @@ def run_ours(
             run.sources.append(fields.get("source", "?") if fields else "lastPrompt")
     finally:
         client.close()
+        if client.problem_count:
+            run.notes.append(
+                f"{client.problem_count} warning/error lines in its log, first: "
+                + " | ".join(client.problems)
+            )
     return run
 
 
@@ -616,8 +638,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-llama-server", action="store_true", help="only our server")
     parser.add_argument("--json", metavar="PATH", help="write all samples here as JSON")
     args = parser.parse_args(argv)
-    if args.settings:
-        json.loads(args.settings)  # fail before any work
+    if args.settings:  # fail before any work
+        try:
+            extra = json.loads(args.settings)
+        except ValueError as exc:
+            parser.error(f"--settings is not JSON: {exc}")
+        if not isinstance(extra, dict):
+            parser.error("--settings must be a JSON object")
 
     binary = None if args.skip_llama_server else ensure_llama_server()
     model = resolve_model(args)

@@ -245,7 +245,8 @@ def assemble_view(
     under it stays nearly the same; so a cursor move, like a keystroke, costs
     only the near windows' tokens.  They are taken again, keeping the view's
     start (and so the tokens before the first edit), when the cursor leaves
-    the view, the edits add up to half a near window, or the budget changes.
+    the view, the edits add up to half a near window, or the budget shrinks
+    by a quarter (a bigger budget is used from the next renewal on).
     """
     near_start = sticky_prefix_start(
         text, offset, plan.near_prefix_chars, previous.prefix_start if previous else None
@@ -273,7 +274,8 @@ def assemble_view(
     if (
         previous is not None
         and old is not None
-        and previous.prompt_budget == budget
+        # A bigger budget waits for the view's renewal; a much smaller one cannot.
+        and previous.prompt_budget * 3 // 4 <= budget
         and view_still_serves(old, text, offset, stale)
     ):
         return replace(

@@ -342,13 +342,16 @@ class Engine:
             llm = self._llm
             filler = self._tokenize("def f(x):\n    return x\n" * 64)
             rate = 0.0
-            for n in (16, min(self.config.n_batch, 256, self.config.n_ctx - 8)):
-                tokens = [self.fim.bos, *filler[: n - 1]]
+            # The first evaluation allocates llama.cpp's buffers: not timed.
+            for n, timed in ((8, False), (32, True), (min(self.config.n_batch, 256), True)):
+                tokens = [self.fim.bos, *filler[: max(1, min(n, self.config.n_ctx - 8)) - 1]]
                 llm.n_tokens = 0
                 llm._ctx.kv_cache_seq_rm(-1, 0, -1)
                 started = time.perf_counter()
                 llm.eval(tokens)
                 seconds = time.perf_counter() - started
+                if not timed:
+                    continue
                 rate = len(tokens) / max(seconds, 1e-6)
                 if seconds > 0.25:
                     break

@@ -56,7 +56,8 @@ def text_document_did_open(ls: CodeLlamaServer, params: types.DidOpenTextDocumen
 def document_active(ls: CodeLlamaServer, params: object) -> None:
     """The user is looking at a document (an editor switch, a cursor jump): warm it there."""
     try:
-        uri = str(params.text_document.uri)  # type: ignore[attr-defined]
+        document = getattr(params, "text_document", None) or params.textDocument  # type: ignore[attr-defined]
+        uri = str(document.uri)
         pos = params.position  # type: ignore[attr-defined]
         position = types.Position(int(pos.line), int(pos.character))
     except (AttributeError, TypeError, ValueError):

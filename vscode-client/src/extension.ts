@@ -14,6 +14,8 @@ import {
 
 import { documentSelector } from "./languages";
 import {
+  DOCUMENT_ACTIVE_METHOD,
+  documentActiveParams,
   hasPrompt,
   isStatusParams,
   LAST_PROMPT_METHOD,
@@ -35,6 +37,8 @@ import { initialStatus, reduce, render, type StatusEvent, type StatusState } fro
 
 /** Wait after the last suggestion before asking the server for its timings. */
 const LATENCY_REFRESH_MS = 400;
+/** Wait after an editor switch or a cursor move before telling the server (it warms that place). */
+const ACTIVE_NOTIFY_MS = 250;
 
 class Extension implements vscode.Disposable {
   private client: LanguageClient | undefined;
@@ -42,6 +46,7 @@ class Extension implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private status: StatusState;
   private latencyTimer: NodeJS.Timeout | undefined;
+  private activeTimer: NodeJS.Timeout | undefined;
   private readonly disposables: vscode.Disposable[] = [];
   private readonly keys: string[];
 
@@ -215,6 +220,26 @@ class Extension implements vscode.Disposable {
     }, LATENCY_REFRESH_MS);
   }
 
+  /** After a pause, say which document and position the user is at (`codellama/documentActive`). */
+  private scheduleDocumentActive(editor: vscode.TextEditor | undefined): void {
+    if (this.activeTimer) {
+      clearTimeout(this.activeTimer);
+    }
+    if (!editor || !this.status.enabled) {
+      return;
+    }
+    this.activeTimer = setTimeout(() => {
+      this.activeTimer = undefined;
+      const client = this.client;
+      if (!client?.isRunning() || vscode.window.activeTextEditor !== editor) {
+        return;
+      }
+      const at = editor.selection.active;
+      const params = documentActiveParams(editor.document.uri.toString(), at.line, at.character);
+      client.sendNotification(DOCUMENT_ACTIVE_METHOD, params).catch(() => undefined);
+    }, ACTIVE_NOTIFY_MS);
+  }
+
   private async lastPrompt(): Promise<LastPromptResult> {
     const client = this.client;
     if (!client?.isRunning()) {
@@ -266,12 +291,17 @@ class Extension implements vscode.Disposable {
     }
     this.disposables.push(
       vscode.workspace.onDidChangeConfiguration((event) => void this.onConfigurationChanged(event)),
+      vscode.window.onDidChangeActiveTextEditor((editor) => this.scheduleDocumentActive(editor)),
+      vscode.window.onDidChangeTextEditorSelection((event) => this.scheduleDocumentActive(event.textEditor)),
     );
   }
 
   dispose(): void {
     if (this.latencyTimer) {
       clearTimeout(this.latencyTimer);
+    }
+    if (this.activeTimer) {
+      clearTimeout(this.activeTimer);
     }
     for (const disposable of this.disposables) {
       disposable.dispose();

@@ -3,6 +3,17 @@
 
 export const STATUS_METHOD = "codellama/status";
 export const LAST_PROMPT_METHOD = "codellama/lastPrompt";
+/** Tells the server where the user is looking, so it can warm that prompt while they are idle. */
+export const DOCUMENT_ACTIVE_METHOD = "codellama/documentActive";
+
+export interface DocumentActiveParams {
+  readonly textDocument: { readonly uri: string };
+  readonly position: { readonly line: number; readonly character: number };
+}
+
+export function documentActiveParams(uri: string, line: number, character: number): DocumentActiveParams {
+  return { textDocument: { uri }, position: { line, character } };
+}
 
 // Known states; others (a newer server) are still shown, with their message.
 export const SERVER_STATES = [

@@ -28,6 +28,20 @@ vim.lsp.config("codellama", {
   },
 })
 vim.lsp.enable("codellama")
+
+-- Tell the server where you are after a file switch or a pause, so it evaluates
+-- that prompt while you are idle and the first keystroke there is answered warm.
+vim.api.nvim_create_autocmd({ "LspAttach", "BufEnter", "CursorHold" }, {
+  callback = function(args)
+    for _, client in ipairs(vim.lsp.get_clients({ bufnr = args.buf, name = "codellama" })) do
+      local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+      client:notify("codellama/documentActive", {
+        textDocument = { uri = vim.uri_from_bufnr(args.buf) },
+        position = { line = row - 1, character = col }, -- bytes: the negotiated utf-8
+      })
+    end
+  end,
+})
 if mode == "inline" then
   vim.lsp.inline_completion.enable()
 end

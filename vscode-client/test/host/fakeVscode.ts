@@ -310,6 +310,7 @@ export function createFakeVscode(defaults: Record<string, unknown>, documents: T
       visibleTextEditors: [],
       tabGroups: { all: [], onDidChangeTabs: never, onDidChangeTabGroups: never },
       onDidChangeActiveTextEditor: never,
+      onDidChangeTextEditorSelection: never,
       onDidChangeVisibleTextEditors: never,
     },
     workspace: {

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { hasPrompt, isStatusParams, type LastPrompt, lastPromptDocument } from "../../src/protocol";
+import {
+  DOCUMENT_ACTIVE_METHOD,
+  documentActiveParams,
+  hasPrompt,
+  isStatusParams,
+  type LastPrompt,
+  lastPromptDocument,
+} from "../../src/protocol";
 
 test("status params are checked before use", () => {
   assert.ok(isStatusParams({ state: "ready", message: "m ready" }));
@@ -44,4 +51,12 @@ test("before any completion there is nothing to show", () => {
   assert.ok(!hasPrompt({ answers: {} }));
   assert.ok(!hasPrompt(null));
   assert.match(lastPromptDocument({ answers: {} }), /No completion/);
+});
+
+test("documentActive carries the uri and the cursor as the server reads them", () => {
+  assert.equal(DOCUMENT_ACTIVE_METHOD, "codellama/documentActive");
+  assert.deepEqual(documentActiveParams("file:///w/a.py", 3, 7), {
+    textDocument: { uri: "file:///w/a.py" },
+    position: { line: 3, character: 7 },
+  });
 });
