@@ -34,8 +34,10 @@ Same model, ``n_ctx``, threads and greedy decoding for all three; they run one
 after the other, never at the same time.  Latency is client wall time from
 sending the event's edit (our ``didChange``/``didOpen``) or the request to the
 answer; with ``--idle-ms N`` the client waits N ms after every non-keystroke
-event before its first request (our server may use it to warm up; llama-server
-does nothing meanwhile), and the latency is then that of the request alone.
+event before its first request, and the latency is then that of the request
+alone.  Our server is then told where the cursor is (``codellama/documentActive``,
+as the VS Code extension and the README's Neovim config send it after a switch
+or a move) and may warm that prompt meanwhile; llama-server does nothing.
 
 The report has one row per event kind (n, evaluated tokens and latency, median
 and p90), totals, the median over all warm requests (all but ``open`` and the
@@ -287,10 +289,17 @@ class SessionClient(LspClient):
         self.problem_count = 0
         super().__init__(command)
 
+    #: ``--server-log``: every line our server logs is appended here.
+    log_path: Path | None = None
+
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
+        log = self.log_path.open("a", encoding="utf-8") if self.log_path else None
         for raw in self.proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
+            if log is not None:
+                log.write(line + "\n")
+                log.flush()
             self.stderr_tail = [*self.stderr_tail[-40:], line]
             if PROBLEM.search(line):
                 self.problem_count += 1
@@ -422,6 +431,16 @@ def run_ours(
                     {
                         "textDocument": {"uri": uri, "version": versions[request.file]},
                         "contentChanges": request.changes,
+                    },
+                )
+            if request.first and args.idle_ms > 0:
+                # What the VS Code extension and the README's Neovim config send
+                # after an editor switch or a cursor move: the server warms there.
+                client.notify(
+                    "codellama/documentActive",
+                    {
+                        "textDocument": {"uri": uri},
+                        "position": {"line": request.line, "character": request.col},
                     },
                 )
             if _idle(args, request):
@@ -629,6 +648,12 @@ def main(argv: list[str] | None = None) -> int:
         '(e.g. \'{"completion": {"fimOrder": "psm"}}\')',
     )
     parser.add_argument(
+        "--server-log",
+        type=Path,
+        default=None,
+        help="append everything our server logs to this file",
+    )
+    parser.add_argument(
         "--idle-ms",
         type=int,
         default=0,
@@ -638,6 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-llama-server", action="store_true", help="only our server")
     parser.add_argument("--json", metavar="PATH", help="write all samples here as JSON")
     args = parser.parse_args(argv)
+    SessionClient.log_path = args.server_log
     if args.settings:  # fail before any work
         try:
             extra = json.loads(args.settings)

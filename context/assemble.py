@@ -245,8 +245,8 @@ def assemble_view(
     under it stays nearly the same; so a cursor move, like a keystroke, costs
     only the near windows' tokens.  They are taken again, keeping the view's
     start (and so the tokens before the first edit), when the cursor leaves
-    the view, the edits add up to half a near window, or the budget shrinks
-    by a quarter (a bigger budget is used from the next renewal on).
+    the view, the edited lines add up to a near window, or the budget falls
+    below half (a different budget is otherwise used from the next renewal on).
     """
     near_start = sticky_prefix_start(
         text, offset, plan.near_prefix_chars, previous.prefix_start if previous else None
@@ -269,13 +269,14 @@ def assemble_view(
             ),
             prompt_budget=budget,
         )
-    stale = max(256, plan.near_prefix_chars // 2)
+    stale = max(256, plan.near_prefix_chars)
     old = previous.view if previous is not None else None
     if (
         previous is not None
         and old is not None
-        # A bigger budget waits for the view's renewal; a much smaller one cannot.
-        and previous.prompt_budget * 3 // 4 <= budget
+        # A bigger budget waits for the view's renewal; so does a smaller one,
+        # unless it is less than half (the speed measured was far off).
+        and previous.prompt_budget // 2 <= budget
         and view_still_serves(old, text, offset, stale)
     ):
         return replace(

@@ -6,6 +6,7 @@ the missing half was.  The cursor's own line is always kept whole on both sides.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 
@@ -100,24 +101,17 @@ class FileView:
 
 
 def _changed_chars(old: str, new: str) -> int:
-    """Size of the differing middle of two texts (after their common prefix and suffix)."""
-    n = min(len(old), len(new))
-    lo, hi = 0, n  # common prefix length, by bisection over C-speed slice compares
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if old[:mid] == new[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    prefix = lo
-    lo, hi = 0, n - prefix
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if old[len(old) - mid :] == new[len(new) - mid :]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return max(len(old), len(new)) - prefix - lo
+    """Characters of lines edited between two texts, wherever the edits are.
+
+    Lines are compared as multisets, so two small edits far apart count as two
+    edited lines, not as the whole span between them; the larger of what was
+    added and what was removed counts.
+    """
+    before = Counter(old.split("\n"))
+    after = Counter(new.split("\n"))
+    added = sum((len(line) + 1) * n for line, n in (after - before).items())
+    removed = sum((len(line) + 1) * n for line, n in (before - after).items())
+    return max(added, removed)
 
 
 def view_still_serves(view: FileView, text: str, offset: int, max_changed: int) -> bool:

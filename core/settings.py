@@ -226,7 +226,7 @@ class CompletionSettings:
         ),
     )
     cold_budget_ms: int = field(
-        default=5000,
+        default=4000,
         metadata=_doc(
             "Size prompts so that evaluating one from scratch (a newly opened file) takes "
             "about this long at the prompt speed measured on this machine: the whole "

@@ -333,28 +333,27 @@ class Engine:
         return engine
 
     def measure_prompt_rate(self) -> float:
-        """Time one prompt batch, so that the first prompt can already be sized to the machine.
-
-        A few tokens first; a whole batch only when those were quick (a GPU, a
-        small model), since a small batch understates what batching achieves.
-        """
+        """Time prompt evaluation, so that the first prompt can already be sized to the machine."""
         with self._lock:
             llm = self._llm
-            filler = self._tokenize("def f(x):\n    return x\n" * 64)
-            rate = 0.0
+            filler = self._tokenize("def f(x):\n    return x\n" * 200)
             # The first evaluation allocates llama.cpp's buffers: not timed.
-            for n, timed in ((8, False), (32, True), (min(self.config.n_batch, 256), True)):
-                tokens = [self.fim.bos, *filler[: max(1, min(n, self.config.n_ctx - 8)) - 1]]
-                llm.n_tokens = 0
-                llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            llm.n_tokens = 0
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            llm.eval([self.fim.bos, *filler[:7]])
+            # Then batches one after the other, as a prompt is evaluated, until a
+            # quarter of a second or 1024 tokens: a slow machine is measured on a
+            # small batch, a fast one at positions a real prompt reaches.
+            step = max(16, min(self.config.n_batch, 256))
+            evaluated, seconds, size = 0, 0.0, 16
+            while seconds < 0.25 and evaluated < min(1024, self.config.n_ctx // 2):
+                batch = (filler * 8)[evaluated : evaluated + size]
                 started = time.perf_counter()
-                llm.eval(tokens)
-                seconds = time.perf_counter() - started
-                if not timed:
-                    continue
-                rate = len(tokens) / max(seconds, 1e-6)
-                if seconds > 0.25:
-                    break
+                llm.eval(batch)
+                seconds += time.perf_counter() - started
+                evaluated += len(batch)
+                size = step
+            rate = evaluated / max(seconds, 1e-6)
             llm.n_tokens = 0
             llm._ctx.kv_cache_seq_rm(-1, 0, -1)
             self._rate = rate

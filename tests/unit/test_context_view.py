@@ -150,3 +150,15 @@ def test_plan_view_splits_the_budget() -> None:
     tiny_file = plan_view(4096, context_tokens=-1, **short)  # type: ignore[arg-type]
     assert tiny_file.before_chars == 900 and tiny_file.after_chars == 300
     assert tiny_file.context_tokens > 3000  # the short file leaves the rest to the repository
+
+
+def test_edits_far_apart_count_as_the_lines_edited_not_the_span() -> None:
+    offset = line_end(LINES, 200)
+    parts = build(LINES, offset)
+    # A few characters typed on line 200, then the cursor jumps 20 lines up.
+    text = LINES[:offset] + "  # done" + LINES[offset:]
+    parts = build(text, offset + 8, parts)
+    up = line_end(text, 180)
+    text = text[:up] + " # 😀" + text[up:]
+    moved = build(text, up + 4, parts)
+    assert moved.context_kept and moved.context == parts.context
