@@ -209,7 +209,7 @@ class CompletionSettings:
         ),
     )
     near_prefix_chars: int = field(
-        default=1200,
+        default=800,
         metadata=_doc(
             "`view` layout: most characters before the cursor in the fill-in-the-middle part "
             "(the rest of the document is in the view).",
@@ -218,7 +218,7 @@ class CompletionSettings:
         ),
     )
     near_suffix_chars: int = field(
-        default=300,
+        default=200,
         metadata=_doc(
             "`view` layout: most characters after the cursor in the fill-in-the-middle part.",
             minimum=0,
@@ -226,7 +226,7 @@ class CompletionSettings:
         ),
     )
     cold_budget_ms: int = field(
-        default=4000,
+        default=2000,
         metadata=_doc(
             "Size prompts so that evaluating one from scratch (a newly opened file) takes "
             "about this long at the prompt speed measured on this machine: the whole "
