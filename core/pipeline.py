@@ -28,6 +28,7 @@ from codellama_lsp.context.assemble import (
 )
 from codellama_lsp.context.index import RepositoryIndex
 from codellama_lsp.context.postprocess import StopChecker, decide_policy, finish_generated
+from codellama_lsp.context.redact import redact
 from codellama_lsp.context.retrieval import RecentFile
 from codellama_lsp.context.reuse import typed_through
 from codellama_lsp.quant.backend import Backend, BackendInfo, CompletionRequest, CompletionResult
@@ -174,10 +175,12 @@ def build_prompt(
         )
     )
     parts = _parts(doc, settings, backend, state, budget)
+    # Credentials never reach a model, local or remote (the parts themselves stay
+    # as the user's text: the suggestion is checked against what is really there).
     request = CompletionRequest(
-        prefix=parts.prefix,
-        suffix=parts.suffix,
-        context=parts.context,
+        prefix=redact(parts.prefix),
+        suffix=redact(parts.suffix),
+        context=redact(parts.context),
         max_tokens=window.max_tokens,
         fim_order=window.fim_order,
         time_budget_ms=window.time_budget_ms,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,27 @@ def test_warming_stops_between_batches(model_path: Path) -> None:
 def test_prompt_speed_is_measured_at_load(engine: Engine) -> None:
     assert engine.describe().prompt_tokens_per_s > 0
     assert engine._llm.n_tokens == 0  # the measurement left the cache empty
+
+
+def test_a_real_request_stops_warming_within_one_batch(model_path: Path) -> None:
+    engine = Engine.load(EngineConfig(str(model_path), n_ctx=4096, n_batch=16))
+    long_prompt = CompletionRequest(
+        prefix="".join(DOCS.values()), suffix="\n", document="all", warm=True
+    )
+    cancel = threading.Event()
+    done: list[object] = []
+    worker = threading.Thread(target=lambda: done.append(engine.complete(long_prompt, cancel)))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while engine._llm.n_tokens < 64 and time.monotonic() < deadline:
+        time.sleep(0.001)  # until warming is under way
+    cancel.set()  # what CompletionState.begin does when the user types
+    worker.join(timeout=5)
+    assert not worker.is_alive()
+    (result,) = done
+    assert result.stop_reason == "cancelled"  # type: ignore[attr-defined]
+    # It stopped long before the end of the prompt; what it evaluated stays cached.
+    assert 64 <= engine._llm.n_tokens < result.prompt_tokens  # type: ignore[attr-defined]
+    real = engine.complete(CompletionRequest(prefix="x = 1\n", suffix="", document="other"))
+    assert real.stop_reason != "cancelled"
+    engine.close()

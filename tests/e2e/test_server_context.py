@@ -155,3 +155,25 @@ async def test_context_can_be_turned_off(workspace: Path, model_path: Path) -> N
         assert "strict: bool" not in prompt and "# Path:" not in prompt
         last = await last_prompt(s)
         assert last["contextTokens"] == 0
+
+
+async def test_credentials_in_ordinary_source_never_reach_the_prompt(
+    tmp_path: Path, model_path: Path
+) -> None:
+    root = tmp_path / "creds"
+    root.mkdir()
+    key, token = "AKIA" + "Z7EXAMPLEKEY0042", "ghp_" + "Q" * 30 + "r2D2c3PO"
+    (root / "settings.py").write_text(
+        f'def credentials():\n    return {{"aws": "{key}", "password": "s3cr3t-Pa55"}}\n'
+    )
+    main = f"from settings import credentials\n\nGITHUB = '{token}'\n\n\ndef run():\n    c = credentials()\n    \n"
+    async with session(
+        "visual-studio-code", model_options(model_path), root_uri=root.as_uri()
+    ) as s:
+        await s.wait_status("indexed")
+        uri = open_file(s, root, "main.py", main)
+        prompt = await prompt_at(s, uri, 7, 4)
+        assert "def credentials():" in prompt  # the imported function is shown...
+        for secret in (key, token, "s3cr3t-Pa55"):
+            assert secret not in prompt  # ...without its literals
+        assert "<redacted:aws-access-key>" in prompt and "<redacted:github-token>" in prompt
