@@ -166,7 +166,11 @@ async def test_credentials_in_ordinary_source_never_reach_the_prompt(
     (root / "settings.py").write_text(
         f'def credentials():\n    return {{"aws": "{key}", "password": "s3cr3t-Pa55"}}\n'
     )
-    main = f"from settings import credentials\n\nGITHUB = '{token}'\n\n\ndef run():\n    c = credentials()\n    \n"
+    main = (
+        "from settings import credentials\n\n"
+        f"GITHUB = '{token}'\n\n\n"
+        "def run():\n    c = credentials()\n    \n"
+    )
     async with session(
         "visual-studio-code", model_options(model_path), root_uri=root.as_uri()
     ) as s:
