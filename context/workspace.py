@@ -6,6 +6,7 @@ content can never end up in the index, let alone in a prompt.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -161,6 +162,39 @@ class WorkspaceFilter:
             if self.skip_dir("/".join(parts[:depth])):
                 return False
         return not self.skip_file(rel)
+
+
+@functools.lru_cache(maxsize=32)
+def _spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
+    return GitIgnoreSpec.from_lines(patterns)
+
+
+def blocks_completion(
+    path: str | os.PathLike[str],
+    root: Path | None,
+    exclude: tuple[str, ...] = (),
+    allow: tuple[str, ...] = (),
+    secret_patterns: tuple[str, ...] = DEFAULT_SECRET_PATTERNS,
+) -> bool:
+    """Whether a file is secret or excluded, so that completing in it would send it to a model.
+
+    Inside the workspace the path relative to ``root`` is matched (so ``config/``
+    patterns work); elsewhere only the file name, since the directories above a
+    workspace are not the user's patterns' business.  ``allow`` (same syntax)
+    lets matching files be completed after all.
+    """
+    candidate = Path(path)
+    name = candidate.name
+    rel: str | None = None
+    if root is not None:
+        try:
+            rel = candidate.resolve().relative_to(root).as_posix()
+        except (OSError, ValueError):
+            rel = None
+    target = rel if rel is not None else name
+    if allow and _spec(allow).match_file(target):
+        return False
+    return _spec((*secret_patterns, *exclude)).match_file(target)
 
 
 def iter_source_files(workspace: WorkspaceFilter) -> Iterator[tuple[str, Path, int]]:

@@ -1,6 +1,6 @@
 """One inline completion, in named stages; the server and the command line both run it.
 
-    reuse → build_prompt → cached → generate → postprocess → record
+    should_complete → reuse → build_prompt → cached → generate → postprocess → record
 
 ``reuse`` answers from the suggestion on screen when the user typed its start;
 the rest needs a backend and blocks, so the server runs :func:`run_model` off
@@ -63,6 +63,8 @@ class CompletionInput:
     invoked: bool = False
     #: The cursor as the client counts it (line, character), echoed in the last-prompt record.
     cursor: tuple[int, int] = (0, 0)
+    #: A secret or excluded file (``context.workspace.blocks_completion``): never completed.
+    excluded: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,20 @@ class Answer:
         )
 
 
+#: Why an excluded file gets nothing, for logs and the command line.
+EXCLUDED_MESSAGE = (
+    "no completions in secret or excluded files (their text would be the prompt); "
+    "context.completeExcluded allows them by pattern"
+)
+
+
+def should_complete(doc: CompletionInput, started: float) -> Answer | None:
+    """None to go on; else the answer without a suggestion (a secret or excluded file)."""
+    if not doc.excluded:
+        return None
+    return Answer(None, "excluded", _since(started))
+
+
 def complete(
     doc: CompletionInput,
     settings: Settings,
@@ -107,6 +123,10 @@ def complete(
 ) -> Answer:
     """The whole pipeline in one blocking call (the command line; tests)."""
     started = time.perf_counter()
+    skipped = should_complete(doc, started)
+    if skipped is not None:
+        state.count(skipped.source)
+        return skipped
     return reuse(doc, state, started) or run_model(
         doc, settings, backend, state, cancel or threading.Event(), started
     )

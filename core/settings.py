@@ -347,6 +347,15 @@ class ContextSettings:
         default=1_000_000,
         metadata=_doc("Files larger than this are not indexed.", minimum=1024, maximum=100_000_000),
     )
+    complete_excluded: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Secret and excluded files (`context.exclude` and the secret patterns) get no "
+            "completions at all, since their own text would be the prompt. Files matching "
+            "these .gitignore patterns get them anyway (credentials in the text are still "
+            "redacted)."
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from codellama_lsp.quant.backend import Backend, CompletionRequest, CompletionRe
 log = logging.getLogger(__name__)
 
 #: How a request was answered; every answer counts under exactly one.
-SOURCES = ("model", "typed_through", "cache", "superseded")
+SOURCES = ("model", "typed_through", "cache", "superseded", "excluded")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from codellama_lsp.context.errors import CodeLlamaLspError
 from codellama_lsp.context.index import RepositoryIndex, index_stats
 from codellama_lsp.context.languages import language_for_path
 from codellama_lsp.context.packing import estimate_tokens
-from codellama_lsp.context.workspace import WorkspaceOptions
+from codellama_lsp.context.workspace import WorkspaceOptions, blocks_completion
 from codellama_lsp.core.backends import (
     connect_remote,
     load_local,
@@ -33,7 +33,12 @@ from codellama_lsp.core.backends import (
     remote_config,
     with_overrides,
 )
-from codellama_lsp.core.pipeline import CompletionInput, build_prompt, complete
+from codellama_lsp.core.pipeline import (
+    EXCLUDED_MESSAGE,
+    CompletionInput,
+    build_prompt,
+    complete,
+)
 from codellama_lsp.core.settings import Settings, parse_settings
 from codellama_lsp.core.state import CompletionState
 from codellama_lsp.quant.backend import Backend, BackendInfo
@@ -191,8 +196,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     return with_overrides(settings, model_path=args.model, max_tokens=args.max_tokens)
 
 
-def _input(target: _Target, index: RepositoryIndex | None) -> CompletionInput:
+def _input(target: _Target, index: RepositoryIndex | None, settings: Settings) -> CompletionInput:
     path = target.path.resolve()
+    c = settings.context
     return CompletionInput(
         key=path.as_uri(),
         text=target.text,
@@ -200,6 +206,9 @@ def _input(target: _Target, index: RepositoryIndex | None) -> CompletionInput:
         language=language_for_path(path),
         path=str(path),
         index=index,
+        excluded=blocks_completion(
+            path, index.root if index is not None else None, c.exclude, c.complete_excluded
+        ),
     )
 
 
@@ -240,7 +249,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     target = _locate(args.location)
     index = _context_index(args, settings)
     backend = _backend(settings)
-    answer = complete(_input(target, index), settings, backend, CompletionState(0))
+    answer = complete(_input(target, index, settings), settings, backend, CompletionState(0))
     if answer.prompt is not None:
         _log_context(answer.prompt.parts)
     log.info("complete %s %s", target.path, answer.log_fields())
@@ -253,7 +262,10 @@ def cmd_prompt(args: argparse.Namespace) -> int:
     settings = _settings(args)
     target = _locate(args.location)
     index = _context_index(args, settings)
-    doc = _input(target, index)
+    doc = _input(target, index, settings)
+    if doc.excluded:
+        log.warning("%s: %s", target.path, EXCLUDED_MESSAGE)
+        return 0
     if args.model or settings.backend.type != "local":
         backend = _backend(settings)
         prompt = build_prompt(doc, settings, backend, CompletionState(0))

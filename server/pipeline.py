@@ -19,7 +19,16 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from codellama_lsp.context.documents import Position
 from codellama_lsp.context.errors import PositionOutOfRangeError
-from codellama_lsp.core.pipeline import Answer, CompletionInput, reuse, run_model, warm
+from codellama_lsp.context.workspace import blocks_completion
+from codellama_lsp.core.pipeline import (
+    EXCLUDED_MESSAGE,
+    Answer,
+    CompletionInput,
+    reuse,
+    run_model,
+    should_complete,
+    warm,
+)
 from codellama_lsp.core.state import InFlight
 from codellama_lsp.quant.backend import Backend
 from codellama_lsp.quant.errors import BackendUnavailable, ModelError
@@ -92,16 +101,20 @@ def to_input(
         raise JsonRpcInvalidParams(str(exc)) from exc
     cursor = doc.position_at(offset)  # a column past the line end clamps to it
     context = ls.workspace_context
+    path = context.path_of(uri)
+    settings = ls.settings.context
     found = CompletionInput(
         key=uri,
         text=doc.text,  # the text the offset belongs to, whatever arrives while we wait
         offset=offset,
         language=doc.language_id,
-        path=context.path_of(uri),
+        path=path,
         index=context.index,
         recent=context.recent_files(uri, ls.documents) if context.index is not None else (),
         invoked=invoked,
         cursor=(cursor.line, cursor.character),
+        excluded=path is not None
+        and blocks_completion(path, context.root, settings.exclude, settings.complete_excluded),
     )
     return found, cursor
 
@@ -109,6 +122,11 @@ def to_input(
 async def _answer(
     ls: CodeLlamaServer, method: str, doc: CompletionInput, mine: InFlight, started: float
 ) -> Answer | None:
+    skipped = should_complete(doc, started)
+    if skipped is not None:
+        ls.completions.count(skipped.source)
+        log.info("%s id=%s %s: %s", method, mine.request_id, doc.key, EXCLUDED_MESSAGE)
+        return skipped
     answer = reuse(doc, ls.completions, started)
     if answer is not None:
         return answer
@@ -199,6 +217,8 @@ async def _warm(ls: CodeLlamaServer, uri: str, position: types.Position, mine: I
             doc, _ = to_input(ls, uri, position, invoked=False)
         except JsonRpcException:
             return  # closed or out of sync meanwhile
+        if doc.excluded:
+            return
         settings = ls.settings
         started = time.perf_counter()
         result = await run_off_loop(

@@ -63,6 +63,11 @@ class WorkspaceContext:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._updates: dict[str, asyncio.TimerHandle] = {}
 
+    @property
+    def root(self) -> Path | None:
+        """The workspace folder (excluded-file patterns are relative to it)."""
+        return self.index.root if self.index is not None else workspace_root(self._ls)
+
     @staticmethod
     def path_of(uri: str) -> str | None:
         return uri_path(uri)

@@ -181,3 +181,21 @@ async def test_credentials_in_ordinary_source_never_reach_the_prompt(
         for secret in (key, token, "s3cr3t-Pa55"):
             assert secret not in prompt  # ...without its literals
         assert "<redacted:aws-access-key>" in prompt and "<redacted:github-token>" in prompt
+
+
+async def test_secret_files_get_no_completions_unless_allowed(
+    tmp_path: Path, model_path: Path
+) -> None:
+    root = tmp_path / "secretive"
+    root.mkdir()
+    env = "DATABASE_URL=postgres://admin:hunter2@db\nAPI_KEY="
+    for allow, expected in (((), 0), ((".env",), 1)):
+        options = model_options(model_path)
+        options["context"] = {"completeExcluded": list(allow)}
+        async with session("neovim", options, root_uri=root.as_uri()) as s:
+            await s.wait_status("ready")
+            uri = open_file(s, root, ".env", env)
+            result = await s.inline(1, 8, uri, types.InlineCompletionTriggerKind.Invoked)
+            assert len(result.items) == expected
+            answers = (await last_prompt(s))["answers"]
+            assert getattr(answers, "excluded", 0) == 1 - expected

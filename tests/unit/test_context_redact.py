@@ -1,10 +1,13 @@
-"""Credentials of well-known formats never reach a prompt: one check per format."""
+"""Credentials never reach a prompt: one check per format; secret files get no completions."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from codellama_lsp.context.redact import placeholder, redact
+from codellama_lsp.context.workspace import blocks_completion
 
 AWS = "AKIA" + "IOSFODNN7EXAMPLE"
 GITHUB = "ghp_" + "a" * 20 + "B1" * 8
@@ -80,3 +83,24 @@ def test_ordinary_code_is_left_alone(code: str) -> None:
 def test_redaction_is_stable_so_prompts_keep_their_cache() -> None:
     text = f"a = 1\nkey = '{AWS}'\n" * 3
     assert redact(text) == redact(text) and redact(redact(text)) == redact(text)
+
+
+def test_secret_and_excluded_files_get_no_completions(tmp_path: Path) -> None:
+    root = tmp_path.resolve()
+    (root / "config").mkdir()
+    assert blocks_completion(root / ".env", root)
+    assert blocks_completion(root / ".env.local", root)
+    assert blocks_completion(root / "id_ed25519", root)
+    assert blocks_completion(Path("/elsewhere/server.pem"), root)  # outside: by its name
+    assert not blocks_completion(root / "app.py", root)
+    assert not blocks_completion(root / "env.py", None)
+    secrets = root / "config" / "secrets.yaml"
+    assert not blocks_completion(secrets, root)
+    assert blocks_completion(secrets, root, exclude=("config/secrets.*",))
+    # Allowed back by pattern.
+    assert not blocks_completion(root / ".env.example", root, allow=(".env.example",))
+    assert blocks_completion(root / ".env", root, allow=(".env.example",))
+    # A directory above the workspace that matches a pattern does not count.
+    inside = tmp_path / ".env-project" / "src"
+    inside.mkdir(parents=True)
+    assert not blocks_completion(inside / "main.py", inside.resolve())

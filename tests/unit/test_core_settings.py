@@ -61,6 +61,7 @@ KEYS = [
     "context.maxTokens",
     "context.exclude",
     "context.maxFileBytes",
+    "context.completeExcluded",
 ]
 
 
