@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import threading
@@ -85,6 +86,30 @@ class CodeLlamaProtocol(LanguageServerProtocol):
                 )
                 raise _AnsweredError(str(exc)) from exc
             raise
+
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Any,
+        callback: Any,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """pygls' handler call, with the handler's future forgotten once it is done.
+
+        pygls keeps the future of every async, threaded or generator handler in
+        ``_request_futures`` so that ``$/cancelRequest`` can find it, but only
+        removes those of requests: each notification (every keystroke's
+        didChange) left one behind, about 2 KB a keystroke for the whole day.
+        """
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(functools.partial(self._forget_future, msg_id))
+
+    def _forget_future(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
 
     def _send_response(
         self, msg_id: Any, result: Any | None = None, error: types.ResponseError | None = None
