@@ -57,7 +57,7 @@ async def test_notifications_leave_no_futures_behind() -> None:
                 "method": "textDocument/didChange",
                 "params": {
                     "textDocument": {"uri": URI, "version": i + 2},
-                    "contentChanges": [{"range": {"start": at, "end": at}, "text": "😀"[:1]}],
+                    "contentChanges": [{"range": {"start": at, "end": at}, "text": "x"}],
                 },
             },
         )
