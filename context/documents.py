@@ -84,6 +84,82 @@ def _line_starts(text: str) -> list[int]:
     return [0, *(m.end() for m in _NEWLINE.finditer(text))]
 
 
+class LineIndex:
+    """Offsets of line starts, kept in blocks so that an edit costs about its own size.
+
+    A flat list would shift every later line start on each keystroke (a 20 MB
+    document: hundreds of thousands of numbers per key).  Here the blocks after
+    an edit only move their base; the lines inside the edit are found again.
+    """
+
+    BLOCK = 512
+
+    def __init__(self, text: str) -> None:
+        self._blocks: list[list[int]] = []
+        self._bases: list[int] = []
+        self._set(0, 0, _line_starts(text))
+
+    def _set(self, first: int, last: int, starts: list[int]) -> None:
+        """Replace blocks ``first:last`` by ``starts`` (absolute offsets), cut into blocks."""
+        size = self.BLOCK
+        chunks = [starts[i : i + size] for i in range(0, len(starts), size)]
+        self._blocks[first:last] = chunks
+        self._bases[first:last] = [0] * len(chunks)
+        self._firsts = [b[0] + base for b, base in zip(self._blocks, self._bases, strict=True)]
+        self._before = [0]
+        for block in self._blocks:
+            self._before.append(self._before[-1] + len(block))
+
+    def __len__(self) -> int:
+        return self._before[-1]
+
+    def starts(self) -> list[int]:
+        """Every line start, in order (for checks; O(lines))."""
+        return [
+            q + base for block, base in zip(self._blocks, self._bases, strict=True) for q in block
+        ]
+
+    def start(self, line: int) -> int:
+        b = bisect_right(self._before, line) - 1
+        return self._blocks[b][line - self._before[b]] + self._bases[b]
+
+    def line_of(self, offset: int) -> int:
+        """The line holding ``offset`` (the last line start at or before it)."""
+        b = max(0, bisect_right(self._firsts, offset) - 1)
+        block = self._blocks[b]
+        return self._before[b] + bisect_right(block, offset - self._bases[b]) - 1
+
+    def splice(self, text: str, start: int, end: int, new_end: int) -> None:
+        """``text`` (already edited) had ``[start, end)`` replaced by ``[start, new_end)``.
+
+        Whether offset p starts a line depends on the characters at p-1 and p,
+        so line starts before ``start`` and after the edit's end + 1 keep their
+        status; those in between are found again in the new text.
+        """
+        delta = new_end - end
+        first = max(0, bisect_right(self._firsts, start - 1) - 1)
+        last = max(first + 1, bisect_right(self._firsts, end))
+        touched = [
+            q + base
+            for block, base in zip(self._blocks[first:last], self._bases[first:last], strict=True)
+            for q in block
+        ]
+        head = [p for p in touched if p < start]
+        tail = [q + delta for q in touched if q > end]
+        lo = max(0, start - 1)
+        middle = [
+            m.end()
+            for m in _NEWLINE.finditer(text, lo, new_end + 1)
+            if start <= m.end() <= new_end and m.end() > 0
+        ]
+        for b in range(last, len(self._blocks)):
+            self._bases[b] += delta
+        starts = head + middle + tail
+        if first == 0 and (not starts or starts[0] != 0):
+            starts.insert(0, 0)
+        self._set(first, last, starts)
+
+
 @dataclass
 class Document:
     """The text of one open document and its line index."""
@@ -93,19 +169,19 @@ class Document:
     version: int = 0
     language_id: str = ""
     encoding: str = UTF16
-    _starts: list[int] = field(default_factory=list, repr=False)
+    _lines: LineIndex = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._starts = _line_starts(self.text)
+        self._lines = LineIndex(self.text)
 
     @property
     def line_count(self) -> int:
-        return len(self._starts)
+        return len(self._lines)
 
     def line_text(self, line: int) -> str:
         """The line without its line terminator."""
-        start = self._starts[line]
-        end = self._starts[line + 1] if line + 1 < len(self._starts) else len(self.text)
+        start = self._lines.start(line)
+        end = self._lines.start(line + 1) if line + 1 < len(self._lines) else len(self.text)
         return self.text[start:end].rstrip("\r\n")
 
     def offset_at(self, position: Position, *, clamp_line: bool = False) -> int:
@@ -126,22 +202,22 @@ class Document:
                 f"line {position.line} is past the end of {self.uri} "
                 f"({self.line_count} lines; lines are zero-based)"
             )
-        start = self._starts[position.line]
+        start = self._lines.start(position.line)
         return start + units_to_index(
             self.line_text(position.line), position.character, self.encoding
         )
 
     def position_at(self, offset: int) -> Position:
         offset = max(0, min(offset, len(self.text)))
-        line = bisect_right(self._starts, offset) - 1
-        start = self._starts[line]
+        line = self._lines.line_of(offset)
+        start = self._lines.start(line)
         return Position(line, units_len(self.text[start:offset], self.encoding))
 
     def apply(self, change: TextChange) -> None:
         """Apply one change; a range that does not fit the document raises."""
         if change.range is None:
             self.text = change.text
-            self._starts = _line_starts(self.text)
+            self._lines = LineIndex(self.text)
             return
         start_pos, end_pos = change.range.start, change.range.end
         if (end_pos.line, end_pos.character) < (start_pos.line, start_pos.character):
@@ -164,21 +240,7 @@ class Document:
 
     def _splice(self, start: int, end: int, new_text: str) -> None:
         self.text = self.text[:start] + new_text + self.text[end:]
-        # Update the line index around the edit only, so that a keystroke in a
-        # large document does not rescan all of it.  Whether offset p starts a
-        # line depends on the characters at p-1 and p, so line starts before
-        # ``start`` and after the edit's end + 1 keep their status.
-        new_end = start + len(new_text)
-        delta = new_end - end
-        head = self._starts[: bisect_right(self._starts, start - 1)]
-        lo = max(0, start - 1)
-        middle = [
-            m.end()
-            for m in _NEWLINE.finditer(self.text, lo, new_end + 1)
-            if start <= m.end() <= new_end
-        ]
-        tail = [q + delta for q in self._starts[bisect_right(self._starts, end) :]]
-        self._starts = [0, *[p for p in head if p > 0], *middle, *tail]
+        self._lines.splice(self.text, start, end, start + len(new_text))
 
 
 class DocumentStore:

@@ -12,6 +12,7 @@ from codellama_lsp.context.documents import (
     UTF32,
     Document,
     DocumentStore,
+    LineIndex,
     Position,
     Range,
     TextChange,
@@ -105,7 +106,11 @@ def test_store_marks_out_of_sync_until_full_text() -> None:
     assert not store.is_out_of_sync("u") and doc.text == "fresh"
 
 
-def test_line_index_matches_a_full_rescan_after_random_edits() -> None:
+@pytest.mark.parametrize("block", [4, 512])
+def test_line_index_matches_a_full_rescan_after_random_edits(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(LineIndex, "BLOCK", block)  # small blocks: edits across blocks
     rng = random.Random(7)
     alphabet = ["a", "😀", "日", "\n", "\r", "\r\n", " "]
     doc = Document("file:///r", "start\r\nmid\rend\n")
@@ -120,7 +125,10 @@ def test_line_index_matches_a_full_rescan_after_random_edits() -> None:
         expected = doc.text[:start] + new + doc.text[end:]
         doc.apply(TextChange(new, Range(a, b)))
         assert doc.text == expected
-        assert doc._starts == _line_starts(doc.text)
+        assert doc._lines.starts() == _line_starts(doc.text)
+        for offset in range(0, len(doc.text) + 1, 7):
+            line = doc.position_at(offset).line
+            assert _line_starts(doc.text)[line] <= offset
 
 
 def test_store_encoding_applies_to_new_documents() -> None:
