@@ -23,6 +23,7 @@ from codellama_lsp.core.settings import Settings, parse_settings
 from codellama_lsp.core.state import CompletionState
 
 from . import __version__, framing
+from .worker import WorkerLane
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,8 @@ class CodeLlamaServer(LanguageServer):
     * ``backends``: the model or remote server, its loading and health;
     * ``workspace_context``: the repository index, its watcher, recent files;
     * ``completions``: what completions remember (shown suggestion, prompt
-      windows, cache, requests in flight, the last prompt).
+      windows, cache, requests in flight, the last prompt);
+    * ``model_work``: the bounded threads completions and warming run on.
 
     Handlers call the components' methods; nothing else writes their state.
     """
@@ -172,6 +174,8 @@ class CodeLlamaServer(LanguageServer):
         self.completions = CompletionState(self.settings.completion.cache_size)
         self.backends = BackendManager(self)
         self.workspace_context = WorkspaceContext(self)
+        #: Completions and warming run here: two threads at most, however fast the typing.
+        self.model_work = WorkerLane(2, "complete")
         #: Messages already shown once (offline, download failed): not one per keystroke.
         self._told: set[str] = set()
         self._deferred: list[str] = []

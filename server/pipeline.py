@@ -221,9 +221,7 @@ async def _warm(ls: CodeLlamaServer, uri: str, position: types.Position, mine: I
             return
         settings = ls.settings
         started = time.perf_counter()
-        result = await run_off_loop(
-            lambda: warm(doc, settings, backend, state, mine.cancel), name="warm"
-        )
+        result = await ls.model_work.run(lambda: warm(doc, settings, backend, state, mine.cancel))
         log.info(
             "warm %s line=%d prompt_tokens=%d reused_tokens=%d evaluated_tokens=%d total_ms=%.1f%s",
             uri,
