@@ -51,6 +51,8 @@ class CodeLlamaProtocol(LanguageServerProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initialized = False
+        #: Ids of handler futures that are done (appended from any thread).
+        self._finished_futures: list[Any] = []
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         if "jsonrpc" not in data:
@@ -103,14 +105,23 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         removes those of requests: each notification (every keystroke's
         didChange) left one behind, about 2 KB a keystroke for the whole day.
         """
+        self._forget_finished()
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
         future = self._request_futures.get(msg_id)
         if future is not None:
-            future.add_done_callback(functools.partial(self._forget_future, msg_id))
+            # Dropped at the next message, not in the callback: a future cancelled
+            # while pygls iterates the dict (shutdown) calls it synchronously.
+            future.add_done_callback(functools.partial(self._finished, msg_id))
 
-    def _forget_future(self, msg_id: Any, future: Any) -> None:
-        if self._request_futures.get(msg_id) is future:
-            del self._request_futures[msg_id]
+    def _finished(self, msg_id: Any, _future: Any) -> None:
+        self._finished_futures.append(msg_id)  # from any thread: list.append is atomic
+
+    def _forget_finished(self) -> None:
+        while self._finished_futures:
+            msg_id = self._finished_futures.pop()
+            future = self._request_futures.get(msg_id)
+            if future is not None and future.done():
+                del self._request_futures[msg_id]
 
     def _send_response(
         self, msg_id: Any, result: Any | None = None, error: types.ResponseError | None = None

@@ -34,7 +34,6 @@ from codellama_lsp.quant.backend import Backend
 from codellama_lsp.quant.errors import BackendUnavailable, ModelError
 
 from .app import CodeLlamaServer
-from .worker import run_off_loop
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +161,8 @@ async def _run_model(
     """The blocking stages on a worker thread; backend outages become one message."""
     settings, state = ls.settings, ls.completions
     try:
-        answer = await run_off_loop(
-            lambda: run_model(doc, settings, backend, state, mine.cancel, started),
-            name=f"complete-{mine.request_id}",
+        answer = await ls.model_work.run(
+            lambda: run_model(doc, settings, backend, state, mine.cancel, started)
         )
     except asyncio.CancelledError:
         mine.cancel.set()  # $/cancelRequest: stop the worker between tokens
@@ -176,7 +174,8 @@ async def _run_model(
         return None
     except ModelError as exc:
         raise JsonRpcRequestFailed(str(exc)) from exc
-    if answer.result is not None:
+    if answer.result is not None and answer.result.answered:
+        # Superseded before the server said anything: not a sign that it is back.
         ls.backends.succeeded(backend)
     return answer
 

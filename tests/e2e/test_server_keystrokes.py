@@ -55,7 +55,8 @@ def delete(s: Session, version: int, line: int, character: int) -> None:
 
 @pytest.mark.parametrize("profile", ["visual-studio-code", "neovim"])
 async def test_each_keystroke_evaluates_only_its_new_tokens(profile: str, model_path: Path) -> None:
-    async with session(profile, model_options(model_path)) as s:
+    # No warming after didOpen: the first request is measured cold.
+    async with session(profile, model_options(model_path, warmAhead=False)) as s:
         s.open(TEXT, URI)
         await s.wait_status("ready")
         await s.inline(LINE, COL, URI)

@@ -67,4 +67,5 @@ async def test_notifications_leave_no_futures_behind() -> None:
     doc = ls.documents.get(URI)
     assert doc is not None and len(doc.text) == keystrokes
     # pygls kept one future per handled notification: 3,000 keystrokes, 3,000 futures.
-    assert len(ls.protocol._request_futures) == 0
+    # Now finished ones go at the next message: at most the last one is left.
+    assert len(ls.protocol._request_futures) <= 1
