@@ -76,6 +76,9 @@ class CompletionResult:
     #: Prompt-lookup decoding: guessed tokens checked, and how many the model agreed with.
     drafted_tokens: int = 0
     accepted_tokens: int = 0
+    #: The backend said anything at all. False: cancelled or out of time before a
+    #: remote server answered, which tells nothing about its health either way.
+    answered: bool = True
 
     @property
     def evaluated_tokens(self) -> int:
