@@ -35,6 +35,10 @@ INTERNAL_ERROR = types.ErrorCodes.InternalError.value
 
 # Methods a client may send before the initialize handshake completes.
 _ALLOWED_BEFORE_INIT = {types.INITIALIZE, types.EXIT, types.CANCEL_REQUEST}
+#: Methods that are notifications (no response type): sent with an id, they get an error.
+_NOTIFICATIONS = frozenset(
+    method for method, kinds in types.METHOD_TO_TYPES.items() if kinds[1] is None
+) | {"codellama/documentActive"}
 
 
 class _AnsweredError(Exception):
@@ -59,6 +63,10 @@ class CodeLlamaProtocol(LanguageServerProtocol):
             return data  # a nested object: json.loads calls this hook for every dict
         method = data.get("method")
         is_request = "id" in data and method is not None
+        if is_request and method in _NOTIFICATIONS:
+            # pygls could not decode it as either and would drop it: the client waits.
+            self._answer_error(data["id"], INVALID_REQUEST, f"{method} is a notification")
+            raise _AnsweredError(f"{method} sent as a request")
         if self._shutdown and method is not None and method != types.EXIT:
             # After shutdown only exit is served; requests get an answer, not silence.
             if is_request:
