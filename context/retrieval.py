@@ -304,7 +304,14 @@ def _neighbours(
     seen: set[str] = set()
     for path, other_text in recent:
         shown = _display_path(index, path)
-        if shown == current or shown in seen or not index.is_allowed(path):
+        # The index's own policy: allowed, and source code it would index (an
+        # open credentials file, a YAML of secrets, lends nothing).
+        if (
+            shown == current
+            or shown in seen
+            or not index.is_allowed(path)
+            or language_for_path(PurePath(path)) is None
+        ):
             continue
         seen.add(shown)
         token_lines = index.line_tokens(shown, other_text)[: options.neighbour_max_lines]

@@ -508,3 +508,16 @@ def test_language_specific_resolution(
     assert wanted in context, context
     if unwanted:
         assert unwanted not in context
+
+
+def test_neighbours_come_only_from_source_files_the_index_would_take(tmp_path: Path) -> None:
+    code = "render_invoice(invoice, customer)\n"
+    recent = [
+        (str(tmp_path / "aws_credentials"), "[default]\nrender_invoice(invoice, customer)\n"),
+        (str(tmp_path / "config" / "secrets.yaml"), "token: render_invoice(invoice, customer)\n"),
+        (str(tmp_path / "billing.py"), "def bill():\n    render_invoice(invoice, customer)\n"),
+    ]
+    index = RepositoryIndex.build(tmp_path)
+    context = build_context(index, tmp_path / "main.py", code, len(code), recent)
+    assert "billing.py" in context
+    assert "aws_credentials" not in context and "secrets.yaml" not in context
