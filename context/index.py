@@ -21,9 +21,13 @@ from .languages import SPECS, grammar, language_for_path, spec_for
 from .symbols import Definition, ImportSpec, ParsedFile, parse_source
 from .tokens import line_token_sets
 from .workspace import (
+    HARD_MAX_FILE_BYTES,
     WorkspaceFilter,
     WorkspaceOptions,
+    decode_source,
+    file_limit,
     iter_source_files,
+    open_regular,
     read_source,
 )
 
@@ -93,6 +97,8 @@ class RepositoryIndex:
         self._tokens: OrderedDict[tuple[str, int, int], tuple[frozenset[str], ...]] = OrderedDict()
         self.build_seconds = 0.0
         self.memory_bytes = 0
+        #: Directories at ``MAX_DEPTH`` whose subdirectories the last walk left out.
+        self.too_deep: tuple[str, ...] = ()
 
     # -- building -----------------------------------------------------------
 
@@ -118,7 +124,8 @@ class RepositoryIndex:
         for language in SPECS:
             grammar(language)  # loaded up front so memory growth counts the records only
         seen: set[str] = set()
-        for rel, path, size in iter_source_files(self.workspace):
+        too_deep: list[str] = []
+        for rel, path, size in iter_source_files(self.workspace, too_deep):
             seen.add(rel)
             if progress is not None and len(seen) % _PROGRESS_EVERY == 0:
                 progress(len(seen))
@@ -141,6 +148,7 @@ class RepositoryIndex:
             gone = [rel for rel in self._files if rel not in seen]
         for rel in gone:
             self._remove(rel)
+        self.too_deep = tuple(too_deep)
         self.build_seconds = time.perf_counter() - started
         self.memory_bytes = max(0, _rss_bytes() - rss_before)
 
@@ -177,24 +185,37 @@ class RepositoryIndex:
         if language_for_path(rel) is None or not self.workspace.allows(rel):
             self._remove(rel)
             return False
-        limit = self.workspace.options.max_file_bytes
+        limit = file_limit(self.workspace.options)
+        data: bytes | None = None
         mtime_ns = 0
         if text is None:
-            absolute = self.root / rel
-            data = read_source(absolute, limit)
-            try:
-                mtime_ns = absolute.stat().st_mtime_ns
-            except OSError:
-                data = None
-        else:
+            # What the first walk would read: a regular file, reached without a
+            # symlink, neither FIFO nor link out of the workspace.
+            found = open_regular(self.root / rel, limit) if self.workspace.unlinked(rel) else None
+            if found is not None and decode_source(found[0]) is not None:
+                data, mtime_ns = found
+        elif len(text) <= limit and "\x00" not in text[:8192]:
             data = text.encode("utf-8", errors="surrogatepass")
-            if len(data) > limit or "\x00" in text[:8192]:
+            if len(data) > limit:
                 data = None
+        if text is not None and data is None:
+            self._over_cap(rel, len(text))
         if data is None:
             self._remove(rel)
             return False
         self._store(self._record(rel, data, mtime_ns))
         return True
+
+    def _over_cap(self, rel: str, size: int) -> None:
+        """Say once that an open document is too big to index despite the setting."""
+        if HARD_MAX_FILE_BYTES < size <= self.workspace.options.max_file_bytes:
+            self.workspace.reporter.once(
+                f"size\0{rel}",
+                "%s: %.1f MB, over the %.0f MB ever indexed (HARD_MAX_FILE_BYTES); skipped",
+                rel,
+                size / 1e6,
+                HARD_MAX_FILE_BYTES / 1e6,
+            )
 
     def remove_file(self, path: str | os.PathLike[str]) -> bool:
         """Forget a deleted file; returns whether it was indexed."""
@@ -296,15 +317,18 @@ class RepositoryIndex:
     def parse_text(self, rel: str, text: str) -> ParsedFile | None:
         """Definitions and imports of an open document's current text (cached)."""
         language = language_for_path(rel)
-        if language is None:
-            return None
+        if language is None or len(text) > HARD_MAX_FILE_BYTES:
+            return None  # tree-sitter would hold the GIL for seconds
         key = (rel, hash(text), len(text))
         with self._lock:
             cached = self._parsed.get(key)
             if cached is not None:
                 self._parsed.move_to_end(key)
                 return cached
-        parsed = parse_source(language, rel, text.encode("utf-8", errors="surrogatepass"))
+        data = text.encode("utf-8", errors="surrogatepass")
+        if len(data) > HARD_MAX_FILE_BYTES:
+            return None
+        parsed = parse_source(language, rel, data)
         with self._lock:
             self._parsed[key] = parsed
             while len(self._parsed) > _PARSE_CACHE_SIZE:
@@ -313,6 +337,8 @@ class RepositoryIndex:
 
     def line_tokens(self, key: str, text: str) -> tuple[frozenset[str], ...]:
         """Identifier sets per line of a recently used document (cached by content)."""
+        if len(text) > HARD_MAX_FILE_BYTES:
+            return ()
         cache_key = (key, hash(text), len(text))
         with self._lock:
             cached = self._tokens.get(cache_key)

@@ -5,6 +5,11 @@ directories, files no grammar reads) and queued, and one worker thread applies
 them in coalesced batches, so a ``git checkout`` touching a thousand files costs
 one pass rather than a thousand interleaved ones.  Open documents are left
 alone: the editor's text is newer than the disk's.
+
+watchdog walks the whole tree of a recursive watch, recursively (1,100 nested
+directories overflow Python's stack), so a tree deeper than ``MAX_DEPTH`` is
+watched by a plan: the directories on the way to the too-deep ones alone, the
+other subdirectories recursively, nothing below the bound.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from watchdog.events import (
@@ -30,12 +35,66 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
+from .errors import CodeLlamaLspError
 from .index import RepositoryIndex
 from .languages import language_for_path
+from .workspace import MAX_DEPTH, WorkspaceFilter, decodable, dir_depth
 
 log = logging.getLogger(__name__)
+
+#: At most this many watches (watchdog runs a thread for each) for a deep tree.
+MAX_WATCHES = 128
+#: How long ``stop`` waits for the worker (a read of a slow disk) before leaving it.
+_STOP_WAIT_S = 5.0
+
+
+class WatchError(CodeLlamaLspError):
+    """The workspace cannot be watched (inotify limits, a tree watchdog cannot walk)."""
+
+
+#: (relative directory, recursive?) pairs to hand to watchdog.
+WatchPlan = list[tuple[str, bool]]
+
+
+def watch_plan(
+    workspace: WorkspaceFilter, too_deep: tuple[str, ...], flat: Iterable[str] = ()
+) -> WatchPlan:
+    """What to watch so that no walk goes below ``MAX_DEPTH``: the root recursively,
+    unless directories at the bound have subdirectories (``too_deep``) or a
+    recursive watch of a directory failed (``flat``: its tree is too deep for
+    watchdog, in a part the index skips, such as ``node_modules``)."""
+    flat = tuple(flat)
+    if not too_deep and not flat:
+        return [("", True)]
+    spine: set[str] = {""}
+    for rel in (*too_deep, *flat):
+        parts = rel.split("/")
+        for depth in range(1, len(parts) + 1):
+            spine.add("/".join(parts[:depth]))
+    plan: WatchPlan = []
+    deep = set(too_deep)
+    for directory in sorted(spine, key=lambda d: (dir_depth(d) if d else -1, d)):
+        plan.append((directory, False))
+        if directory in deep:
+            continue  # its subdirectories are below the bound
+        for name in _subdirectories(workspace.root / directory if directory else workspace.root):
+            rel = f"{directory}/{name}" if directory else name
+            if rel not in spine and not workspace.skip_dir(rel):
+                plan.append((rel, True))
+    return plan
+
+
+def _subdirectories(path: os.PathLike[str]) -> list[str]:
+    try:
+        with os.scandir(path) as scan:
+            return sorted(
+                e.name for e in scan if decodable(e.name) and e.is_dir(follow_symlinks=False)
+            )
+    except OSError:
+        return []
+
 
 #: Kernel events asked for: opens, reads and attribute changes never alter the index.
 _EVENTS: list[type[FileSystemEvent]] = [
@@ -97,6 +156,12 @@ class WorkspaceWatcher:
         self._lock = threading.Lock()
         self._observer: BaseObserver | None = None
         self._worker: threading.Thread | None = None
+        self._handler = _Handler(self)
+        #: What is watched now, by (relative directory, recursive?).
+        self._watches: dict[tuple[str, bool], ObservedWatch] = {}
+        #: Directories whose recursive watch failed: watched one level at a time.
+        self._flat: set[str] = set()
+        self._plan_lock = threading.Lock()
 
     @property
     def running(self) -> bool:
@@ -104,32 +169,115 @@ class WorkspaceWatcher:
             return self._worker is not None
 
     def start(self) -> None:
-        """Begin watching; OSError when the platform refuses (inotify limits, for one)."""
+        """Begin watching; WatchError when the root cannot be watched (inotify limits,
+        a tree watchdog cannot walk), with no thread of ours left running."""
         with self._lock:
             if self._worker is not None:
                 return
             observer = Observer()
-            observer.schedule(
-                _Handler(self), str(self.index.root), recursive=True, event_filter=_EVENTS
-            )
             observer.daemon = True
-            observer.start()  # raises before any thread of ours exists
+            try:
+                observer.start()
+                self._sync_watches(observer, strict=True)
+            except Exception as exc:
+                self._watches.clear()
+                observer.stop()
+                if observer.is_alive():
+                    observer.join()
+                raise WatchError(_describe(exc)) from exc
             worker = threading.Thread(target=self._run, name="index-watcher", daemon=True)
             worker.start()
             self._observer, self._worker = observer, worker
-            log.info("watching %s for changes", self.index.root)
+            log.info(
+                "watching %s for changes%s",
+                self.index.root,
+                f" ({len(self._watches)} watches, nothing deeper than {MAX_DEPTH} levels)"
+                if len(self._watches) > 1
+                else "",
+            )
+
+    def _sync_watches(self, observer: BaseObserver, *, strict: bool = False) -> bool:
+        """Make the watches match the plan for the index's last walk; whether they changed.
+
+        A recursive watch that overflows watchdog's walk is replaced by watches
+        one level down; another failing watch is logged and left out, except the
+        root's with ``strict`` (nothing would be watched at all).
+        """
+        with self._plan_lock:
+            if not strict and self._observer is not observer:
+                return False  # stopped meanwhile: a watch added now would outlive it
+            changed = False
+            for _ in range(MAX_WATCHES):
+                plan = watch_plan(self.index.workspace, self.index.too_deep, sorted(self._flat))
+                if len(plan) > MAX_WATCHES:
+                    self.index.workspace.reporter.once(
+                        "watch cap",
+                        "watching only %d of the %d directories of a tree this deep",
+                        MAX_WATCHES,
+                        len(plan),
+                    )
+                    plan = plan[:MAX_WATCHES]
+                wanted = set(plan)
+                for key in [k for k in self._watches if k not in wanted]:
+                    observer.unschedule(self._watches.pop(key))
+                    changed = True
+                overflowed, added = self._schedule(observer, plan, strict=strict)
+                changed = changed or added
+                if overflowed is None:
+                    break
+                log.info("watching %s one level at a time: %s", overflowed or ".", _OVERFLOW)
+                self._flat.add(overflowed)
+            return changed
+
+    def _schedule(
+        self, observer: BaseObserver, plan: WatchPlan, *, strict: bool
+    ) -> tuple[str | None, bool]:
+        """Add the planned watches that are missing.  Returns the first directory
+        whose recursive watch overflowed watchdog's walk, if any (the plan must
+        change), and whether a watch was added."""
+        added = False
+        for rel, recursive in plan:
+            if (rel, recursive) in self._watches:
+                continue
+            path = self.index.root / rel if rel else self.index.root
+            try:
+                watch = observer.schedule(
+                    self._handler, str(path), recursive=recursive, event_filter=_EVENTS
+                )
+            except RecursionError:
+                if recursive:
+                    return rel, added
+                raise
+            except Exception as exc:  # OSError: gone meanwhile, inotify limits
+                if strict and not rel:
+                    raise
+                log.warning("not watching %s: %s", rel, _describe(exc))
+                continue
+            self._watches[(rel, recursive)] = watch
+            added = True
+        return None, added
 
     def stop(self) -> None:
-        """Stop watching and wait for both threads; pending changes are dropped."""
+        """Stop watching and wait for both threads; pending changes are dropped.
+
+        The worker gets ``_STOP_WAIT_S`` (it only ever waits on a disk read);
+        shutting the server down must not hang on it.
+        """
         with self._lock:
             observer, worker = self._observer, self._worker
             self._observer = self._worker = None
         if observer is not None:
-            observer.stop()
+            with self._plan_lock:  # not while the worker changes the watches
+                observer.stop()
+                self._watches.clear()
             observer.join()
         if worker is not None:
             self._queue.put(_STOP)
-            worker.join()
+            worker.join(_STOP_WAIT_S)
+            if worker.is_alive():
+                log.warning(
+                    "the index watcher did not stop within %.0f s; leaving it", _STOP_WAIT_S
+                )
         # A later start() begins from an empty queue.
         while True:
             try:
@@ -168,8 +316,10 @@ class WorkspaceWatcher:
             return None
         workspace = self.index.workspace
         rel = workspace.relative(raw)
-        if rel is None:
+        if rel is None or not decodable(rel):
             return None
+        if dir_depth(rel) >= MAX_DEPTH + (0 if is_dir else 1):
+            return None  # below the bound: never indexed
         parts = rel.split("/")
         name = parts[-1]
         if not is_dir and name == _GITIGNORE:
@@ -221,6 +371,11 @@ class WorkspaceWatcher:
             # The walk skips unchanged files by size and mtime, and finds the
             # files under a created or moved-in directory that had no event.
             if self._safely(next(iter(batch.rescans)), index.rescan):
+                # The tree may have grown past the bound, or a directory appeared
+                # beside a deep one: watch by the new plan, and walk again for
+                # what arrived before its watch did.
+                if self._replan():
+                    self._safely(next(iter(batch.rescans)), index.rescan)
                 for rel in [*batch.rescans, *batch.files]:
                     self._changed(rel)
             return
@@ -234,8 +389,21 @@ class WorkspaceWatcher:
             else:
                 # A deleted .gitignore goes here too: update_file rescans for it.
                 applied = self._safely(rel, index.update_file, rel)
+                if rel.rsplit("/", 1)[-1] == _GITIGNORE and self._replan():
+                    self._safely(rel, index.rescan)  # what the new rules let in
             if applied:
                 self._changed(rel)
+
+    def _replan(self) -> bool:
+        with self._lock:
+            observer = self._observer
+        if observer is None:
+            return False
+        try:
+            return self._sync_watches(observer)
+        except Exception:
+            log.exception("updating the watched directories failed")
+            return False
 
     def _safely(self, rel: str, action: Callable[..., object], *args: str) -> bool:
         """Run one index update; a failure is logged, never raised out of the thread."""
@@ -253,6 +421,15 @@ class WorkspaceWatcher:
             self._on_change(rel)
         except Exception:
             log.exception("on_change callback failed for %s", rel or ".")
+
+
+_OVERFLOW = "its directories are nested too deep for watchdog's walk"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return _OVERFLOW
+    return str(exc) or type(exc).__name__
 
 
 class _Batch:

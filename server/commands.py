@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from codellama_lsp.context.errors import CodeLlamaLspError
 from codellama_lsp.context.index import RepositoryIndex, index_stats
 from codellama_lsp.context.languages import language_for_path
 from codellama_lsp.context.packing import estimate_tokens
-from codellama_lsp.context.workspace import WorkspaceOptions, blocks_completion
+from codellama_lsp.context.workspace import WorkspaceOptions, blocks_completion, decodable
 from codellama_lsp.core.backends import (
     connect_remote,
     load_local,
@@ -196,8 +197,17 @@ def _settings(args: argparse.Namespace) -> Settings:
     return with_overrides(settings, model_path=args.model, max_tokens=args.max_tokens)
 
 
+def _shown(path: Path) -> Path:
+    """The path as text, as an editor's ``file:`` URI decodes it: bytes that are not
+    UTF-8 become U+FFFD, never surrogates, which no prompt or stdout can encode."""
+    text = str(path)
+    if decodable(text):
+        return path
+    return Path(os.fsencode(text).decode("utf-8", errors="replace"))
+
+
 def _input(target: _Target, index: RepositoryIndex | None, settings: Settings) -> CompletionInput:
-    path = target.path.resolve()
+    path = _shown(target.path.resolve())
     c = settings.context
     return CompletionInput(
         key=path.as_uri(),

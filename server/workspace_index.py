@@ -22,7 +22,7 @@ from pygls.uris import to_fs_path
 from codellama_lsp.context.documents import DocumentStore
 from codellama_lsp.context.errors import CodeLlamaLspError
 from codellama_lsp.context.index import RepositoryIndex, index_stats
-from codellama_lsp.context.watcher import WorkspaceWatcher
+from codellama_lsp.context.watcher import WatchError, WorkspaceWatcher
 from codellama_lsp.context.workspace import WorkspaceOptions
 
 from .progress import Progress, send_status
@@ -62,6 +62,8 @@ class WorkspaceContext:
         #: Most recently used documents last; their text feeds neighbour snippets.
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._updates: dict[str, asyncio.TimerHandle] = {}
+        #: Counts ensure() and stop(): a build that finishes after either is dropped.
+        self._generation = 0
 
     @property
     def root(self) -> Path | None:
@@ -97,19 +99,42 @@ class WorkspaceContext:
             return
         self.stop()
         self._options = options
-        index = await self._build(root, options)
-        if index is None:
+        self._generation += 1
+        generation = self._generation
+        built = await self._build(root, options)
+        if built is None:
+            return
+        index, progress, summary = built
+        if self._generation != generation:  # stopped or rebuilt meanwhile
+            progress.end("superseded")
             return
         self.index = index
+        # "indexed" once changes are watched: whoever waits for it sees every later one.
+        watcher = await self._watch(index, root)
+        progress.end(summary)
+        send_status(self._ls, "indexed", summary)
+        if self._generation != generation:
+            if watcher is not None:
+                watcher.stop()
+            return
+        self._watcher = watcher
+
+    async def _watch(self, index: RepositoryIndex, root: Path) -> WorkspaceWatcher | None:
+        """A started watcher, or None (logged in one line) when the tree cannot be watched."""
         watcher = WorkspaceWatcher(index, is_open=self._open_paths.__contains__)
         try:
-            watcher.start()
-            self._watcher = watcher
-        except OSError as exc:  # inotify limits, for one
+            # Off the loop: watchdog walks the tree to add its watches.
+            await run_off_loop(watcher.start, name="index-watch")
+        except (WatchError, OSError) as exc:  # inotify limits, a tree too deep for watchdog
             log.warning("not watching %s for changes: %s", root, exc)
+            return None
+        return watcher
 
-    async def _build(self, root: Path, options: WorkspaceOptions) -> RepositoryIndex | None:
-        """The first build, off the loop, with progress; None when it failed or went stale."""
+    async def _build(
+        self, root: Path, options: WorkspaceOptions
+    ) -> tuple[RepositoryIndex, Progress, str] | None:
+        """The first build, off the loop; its progress (still open) and summary, or None
+        when it failed (the progress ended, the user told) or went stale."""
         progress = await Progress.begin(self._ls, "Code Llama: indexing", root.name)
         send_status(self._ls, "indexing", f"indexing {root}")
         started = time.perf_counter()
@@ -120,33 +145,40 @@ class WorkspaceContext:
                 ),
                 name="index",
             )
-        except (CodeLlamaLspError, OSError) as exc:
+            if self._options != options:  # settings changed while building
+                progress.end("superseded")
+                return None
+            # Open documents: the editor's text, not the disk's.
+            documents = self._ls.documents
+            opened = [
+                (path, doc.text)
+                for uri in documents.uris()
+                if (doc := documents.get(uri)) is not None and (path := uri_path(uri)) is not None
+            ]
+            await run_off_loop(
+                lambda: [index.update_file(p, t) for p, t in opened], name="index-open"
+            )
+        except Exception as exc:  # whatever it was, the progress ends and the user is told
+            expected = isinstance(exc, (CodeLlamaLspError, OSError))
+            if not expected:
+                log.debug("indexing %s failed", root, exc_info=True)
+            reason = str(exc) if expected else f"{type(exc).__name__}: {exc}"
             self._options = None
-            self._ls.notify(f"codellama-lsp could not index {root}: {exc}", types.MessageType.Error)
-            progress.end(f"failed: {exc}")
+            self._ls.notify(
+                f"codellama-lsp could not index {root}: {reason}", types.MessageType.Error
+            )
+            progress.end(f"failed: {reason}")
             return None
-        if self._options != options:  # settings changed while building
-            progress.end("superseded")
-            return None
-        # Open documents: the editor's text, not the disk's.
-        documents = self._ls.documents
-        opened = [
-            (path, doc.text)
-            for uri in documents.uris()
-            if (doc := documents.get(uri)) is not None and (path := uri_path(uri)) is not None
-        ]
-        await run_off_loop(lambda: [index.update_file(p, t) for p, t in opened], name="index-open")
         stats = index_stats(index)
         summary = (
             f"{stats.files} files, {stats.definitions} definitions in "
             f"{time.perf_counter() - started:.1f} s"
         )
         log.info("indexed %s: %s", root, summary)
-        progress.end(summary)
-        send_status(self._ls, "indexed", summary)
-        return index
+        return index, progress, summary
 
     def stop(self) -> None:
+        self._generation += 1
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
