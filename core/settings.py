@@ -345,7 +345,12 @@ class ContextSettings:
     )
     max_file_bytes: int = field(
         default=1_000_000,
-        metadata=_doc("Files larger than this are not indexed.", minimum=1024, maximum=100_000_000),
+        metadata=_doc(
+            "Files larger than this are not indexed. Files over 8 MB never are, whatever "
+            "this says (one log line each): parsing them would stall the server.",
+            minimum=1024,
+            maximum=100_000_000,
+        ),
     )
     complete_excluded: tuple[str, ...] = field(
         default=(),
