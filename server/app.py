@@ -16,6 +16,7 @@ from pygls.exceptions import JsonRpcException
 from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 from codellama_lsp.context.documents import DocumentStore
 from codellama_lsp.core.backends import with_overrides
@@ -97,6 +98,28 @@ class CodeLlamaProtocol(LanguageServerProtocol):
                 )
                 raise _AnsweredError(str(exc)) from exc
             raise
+
+    # pygls keeps its own copy of every open document, applying each edit with a
+    # Python loop over the edited line: on a long line or a big file that cost
+    # more than everything else a keystroke does.  The server has its own copy
+    # (``CodeLlamaServer.documents``); these builtins only hand over.
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Any:
+        yield from self._hand_over(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
+        yield from self._hand_over(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Any:
+        yield from self._hand_over(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
+    def _hand_over(self, method: str, params: Any) -> Any:
+        handler = self.fm.features.get(method)
+        if handler is not None:
+            yield handler, (params,), None
 
     def _execute_handler(
         self,
