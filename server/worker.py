@@ -17,7 +17,8 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def run_off_loop(fn: Callable[[], T], name: str = "codellama-worker") -> asyncio.Future[T]:
+def _bridge(fn: Callable[[], T]) -> tuple[asyncio.Future[T], Callable[[], None]]:
+    """A future of the running loop, and the job that runs ``fn`` on any thread and settles it."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
@@ -29,20 +30,23 @@ def run_off_loop(fn: Callable[[], T], name: str = "codellama-worker") -> asyncio
         else:
             future.set_result(result)  # type: ignore[arg-type]
 
-    def hand_back(result: T | None, error: BaseException | None) -> None:
-        # RuntimeError: the loop closed while the work ran, so nobody waits.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, result, error)
-
-    def work() -> None:
+    def job() -> None:
         try:
             result = fn()
         except BaseException as exc:  # handed to the awaiting coroutine
-            hand_back(None, exc)
+            outcome: tuple[T | None, BaseException | None] = (None, exc)
         else:
-            hand_back(result, None)
+            outcome = (result, None)
+        # RuntimeError: the loop closed while the work ran, so nobody waits.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, *outcome)
 
-    threading.Thread(target=work, name=name, daemon=True).start()
+    return future, job
+
+
+def run_off_loop(fn: Callable[[], T], name: str = "codellama-worker") -> asyncio.Future[T]:
+    future, job = _bridge(fn)
+    threading.Thread(target=job, name=name, daemon=True).start()
     return future
 
 
@@ -52,7 +56,7 @@ class WorkerLane:
     Every keystroke starts a completion; with a thread each, typing across
     many documents piled up hundreds of threads that all waited for the one
     model.  A lane runs at most ``workers`` at a time (superseded work, already
-    cancelled, passes through quickly) and starts its threads only when needed.
+    cancelled, passes through quickly) and starts its threads as work first comes.
     """
 
     def __init__(self, workers: int, name: str) -> None:
@@ -60,7 +64,6 @@ class WorkerLane:
         self._name = name
         self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._started = 0
-        self._idle = 0
         self._lock = threading.Lock()
 
     @property
@@ -69,41 +72,16 @@ class WorkerLane:
         return self._started
 
     def run(self, fn: Callable[[], T]) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-
-        def settle(result: T | None, error: BaseException | None) -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)  # type: ignore[arg-type]
-
-        def job() -> None:
-            try:
-                result = fn()
-            except BaseException as exc:  # handed to the awaiting coroutine
-                outcome: tuple[T | None, BaseException | None] = (None, exc)
-            else:
-                outcome = (result, None)
-            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
-                loop.call_soon_threadsafe(settle, *outcome)
-
+        future, job = _bridge(fn)
+        self._queue.put(job)
         with self._lock:
-            self._queue.put(job)
-            if self._idle == 0 and self._started < self._workers:
+            if self._started < self._workers:
                 self._started += 1
                 threading.Thread(
                     target=self._serve, name=f"{self._name}-{self._started}", daemon=True
                 ).start()
-            elif self._idle > 0:
-                self._idle -= 1  # the idle thread takes this job
         return future
 
     def _serve(self) -> None:
         while True:
-            job = self._queue.get()
-            job()
-            with self._lock:
-                self._idle += 1
+            self._queue.get()()
