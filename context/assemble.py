@@ -15,7 +15,7 @@ from .index import RepositoryIndex
 from .languages import comment_prefix
 from .packing import ContextChunk, TokenCounter, estimate_tokens, path_line
 from .prompt import FileView, fim_input, sticky_prefix_start, take_view, view_still_serves
-from .retrieval import RecentFile, RetrievalOptions, build_context_chunks
+from .retrieval import RecentFile, RetrievalOptions, build_context_chunks, display_path
 
 #: Tokens kept free for the FIM control tokens, BOS and rounding.
 _MARGIN_TOKENS = 16
@@ -288,9 +288,7 @@ def assemble_view(
         )
     view = take_view(text, offset, plan.before_chars, plan.after_chars, old)
     comment = comment_prefix(PurePath(path)) if path is not None else "#"
-    shown_path = "untitled"
-    if path is not None:
-        shown_path = (index.relative(path) if index is not None else None) or PurePath(path).name
+    shown_path = display_path(index, path) if path is not None else "untitled"
     repository, tokens, kept = "", 0, False
     chunks: tuple[ContextChunk, ...] = ()
     if index is not None and path is not None and plan.context_tokens > 0:

@@ -60,8 +60,9 @@ class RetrievalOptions:
     max_types: int = 12
 
 
-def _display_path(index: RepositoryIndex, path: str | os.PathLike[str]) -> str:
-    rel = index.relative(path)
+def display_path(index: RepositoryIndex | None, path: str | os.PathLike[str]) -> str:
+    """How a file is named in a prompt: relative to the workspace, else its name."""
+    rel = index.relative(path) if index is not None else None
     return rel if rel is not None else PurePath(path).name
 
 
@@ -303,7 +304,7 @@ def _neighbours(
     scored: list[tuple[float, str, int, str]] = []
     seen: set[str] = set()
     for path, other_text in recent:
-        shown = _display_path(index, path)
+        shown = display_path(index, path)
         # The index's own policy: allowed, and source code it would index (an
         # open credentials file, a YAML of secrets, lends nothing).
         if (
@@ -397,7 +398,7 @@ def retrieve(
     offset = max(0, min(offset, len(text)))
     if not index.is_allowed(path):
         return []
-    current = _display_path(index, path)
+    current = display_path(index, path)
     rel = index.relative(path)
     language = language_for_path(PurePath(path))
     chunks: list[ContextChunk] = []
@@ -442,7 +443,7 @@ def build_context_chunks(
 ) -> PackedContext:
     """Retrieve and pack; the structured result keeps the chosen chunks for inspection."""
     chunks = retrieve(index, path, text, offset, recent, options=options)
-    current = _display_path(index, path) if include_current_path else None
+    current = display_path(index, path) if include_current_path else None
     return pack_chunks(
         chunks,
         budget_tokens,
