@@ -123,6 +123,20 @@ def llama_server_binary(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vscode_client_bundle(request: pytest.FixtureRequest) -> Path:
+    """vscode-client built once per session (``npm ci``, type check, bundle), outside the alarm."""
+    from tests.support import vscode_client
+
+    if vscode_client.NODE is None or vscode_client.NPM is None:
+        pytest.skip("node and npm are not on PATH (VS Code extension build)")
+    try:
+        with long_setup(request, "building vscode-client (npm ci, npm run build)"):
+            return vscode_client.build_client()
+    except vscode_client.NpmError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def corrupt_model_path(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A GGUF cut short, as an interrupted download leaves it."""
     path = tmp_path_factory.mktemp("models") / "truncated.gguf"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -24,6 +22,7 @@ import pytest
 
 from codellama_lsp.context.postprocess import _KNOWN, _canonical
 from codellama_lsp.core.settings import json_schema_properties
+from tests.support.vscode_client import NODE, NPM, NpmError, run_npm
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "vscode-client"
@@ -43,8 +42,6 @@ def _load_generator() -> ModuleType:
 
 GENERATOR = _load_generator()
 
-NODE = shutil.which("node")
-NPM = shutil.which("npm")
 needs_node = pytest.mark.skipif(
     NODE is None or NPM is None, reason="node and npm are not on PATH (VS Code extension build)"
 )
@@ -153,35 +150,14 @@ def test_build_outputs_are_git_ignored() -> None:
 def run(args: Sequence[str], timeout: float, env: dict[str, str] | None = None) -> str:
     """Run in vscode-client/; fail with the tool's output when it fails."""
     try:
-        result = subprocess.run(
-            list(args),
-            cwd=CLIENT,
-            env={**os.environ, "npm_config_update_notifier": "false", **(env or {})},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        err = (exc.stderr or b"").decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        pytest.fail(f"{' '.join(args)} ran past {timeout} s\n{out[-6000:]}\n{err[-6000:]}")
-    output = result.stdout + result.stderr
-    if result.returncode != 0:
-        pytest.fail(f"{' '.join(args)} exited with {result.returncode}\n{output[-12000:]}")
-    return output
+        return run_npm(args, timeout, env)
+    except NpmError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="module")
-def built() -> Path:
-    """node_modules from the lock file, then the type-checked bundle and compiled tests."""
-    assert NPM is not None
-    run([NPM, "ci", "--no-audit", "--no-fund"], timeout=240)
-    run([NPM, "run", "build"], timeout=120)
-    bundle = CLIENT / "dist" / "extension.js"
-    assert bundle.is_file()
-    return bundle
+def built(vscode_client_bundle: Path) -> Path:
+    return vscode_client_bundle
 
 
 @needs_node

@@ -147,7 +147,12 @@ export interface StatusView {
   readonly text: string;
   readonly tooltip: string;
   readonly severity: Severity;
+  /** What a click runs: the toggle while a server runs, the recovery choices when none does. */
+  readonly command: string;
 }
+
+export const TOGGLE_COMMAND = "codellama.toggle";
+export const SERVER_ACTIONS_COMMAND = "codellama.serverActions";
 
 const ICONS: Record<ModelState, string> = {
   starting: "$(loading~spin)",
@@ -175,6 +180,18 @@ export function render(state: StatusState): StatusView {
     text += ` · ${formatMs(state.latency.totalMs)}`;
   }
 
+  if (state.model === "stopped") {
+    // Nothing is running to enable or disable: say why, and what a click offers instead.
+    const lines = [
+      `${LABEL}: the server is not running`,
+      `Why: ${state.modelMessage}`,
+      `Backend: ${BACKEND_DESCRIPTIONS[state.backend] ?? state.backend}`,
+      `Inline suggestions: ${state.enabled ? "enabled" : "disabled"} (when the server runs)`,
+      "Click to restart the server, show its log or open the settings",
+    ];
+    return { text, tooltip: lines.join("\n"), severity: "error", command: SERVER_ACTIONS_COMMAND };
+  }
+
   const lines = [`${LABEL}: ${state.enabled ? "enabled" : "disabled"}`];
   lines.push(
     `Backend: ${BACKEND_DESCRIPTIONS[state.backend] ?? state.backend}${state.modelName ? ` (${state.modelName})` : ""}`,
@@ -191,10 +208,10 @@ export function render(state: StatusState): StatusView {
   lines.push(state.enabled ? "Click to disable inline suggestions" : "Click to enable inline suggestions");
 
   let severity: Severity = "normal";
-  if (state.model === "error" || state.model === "stopped") {
+  if (state.model === "error") {
     severity = "error";
   } else if (state.model === "no-model") {
     severity = "warning";
   }
-  return { text, tooltip: lines.join("\n"), severity };
+  return { text, tooltip: lines.join("\n"), severity, command: TOGGLE_COMMAND };
 }

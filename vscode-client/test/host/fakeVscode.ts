@@ -153,7 +153,7 @@ export interface Recorded {
   readonly commands: Map<string, (...args: unknown[]) => unknown>;
   readonly inlineProviders: { provideInlineCompletionItems(...args: unknown[]): Promise<unknown> }[];
   readonly shownMessages: string[];
-  readonly openedDocuments: { content?: string; language?: string }[];
+  readonly openedDocuments: { content?: string; language?: string; uri?: string }[];
   readonly shownDocuments: unknown[];
   readonly log: string[];
   statusText: string;
@@ -253,6 +253,7 @@ export function createFakeVscode(defaults: Record<string, unknown>, documents: T
     return undefined;
   };
   const didChangeTextDocument = new EventEmitter<unknown>();
+  const contentProviders = new Map<string, { provideTextDocumentContent(uri: Uri): string }>();
 
   const api = {
     version: "1.91.0",
@@ -335,9 +336,22 @@ export function createFakeVscode(defaults: Record<string, unknown>, documents: T
         onDidDelete: never,
         dispose: () => undefined,
       }),
-      openTextDocument: async (options: { content?: string; language?: string }) => {
-        recorded.openedDocuments.push(options);
-        return options;
+      openTextDocument: async (target: Uri | { content?: string; language?: string }) => {
+        if (target instanceof Uri) {
+          const provider = contentProviders.get(target.scheme);
+          const opened = { uri: target.toString(), content: provider?.provideTextDocumentContent(target) };
+          recorded.openedDocuments.push(opened);
+          return opened;
+        }
+        recorded.openedDocuments.push(target);
+        return target;
+      },
+      registerTextDocumentContentProvider: (
+        scheme: string,
+        provider: { provideTextDocumentContent(uri: Uri): string },
+      ) => {
+        contentProviders.set(scheme, provider);
+        return new Disposable(() => contentProviders.delete(scheme));
       },
       applyEdit: async () => true,
     },

@@ -59,6 +59,23 @@ test("a stopped server ignores late messages until restarted", () => {
   assert.equal(state.modelName, undefined);
 });
 
+test("a stopped server says why, and a click offers recovery instead of the toggle", () => {
+  const running = render(run(server("ready", "m.gguf ready")));
+  assert.equal(running.command, "codellama.toggle");
+  const view = render(run(server("ready", "m.gguf ready"), { kind: "stopped", reason: "the server was killed (SIGKILL)" }));
+  assert.equal(view.severity, "error");
+  assert.equal(view.command, "codellama.serverActions");
+  assert.match(view.tooltip, /the server is not running/);
+  assert.match(view.tooltip, /Why: the server was killed \(SIGKILL\)/);
+  assert.match(view.tooltip, /Click to restart the server, show its log or open the settings/);
+  assert.doesNotMatch(view.tooltip, /Click to (en|dis)able/);
+  // Disabled and stopped: still the recovery, and the tooltip says suggestions are off.
+  const off = render(run({ kind: "enabled", enabled: false }, { kind: "stopped", reason: "could not start x: not found" }));
+  assert.equal(off.command, "codellama.serverActions");
+  assert.match(off.tooltip, /Inline suggestions: disabled/);
+  assert.equal(render(run({ kind: "stopped" }, { kind: "starting" })).command, "codellama.toggle");
+});
+
 test("disabled overrides the icon and the click hint", () => {
   const state = run(server("ready", "m.gguf ready"), { kind: "latency", latency: { ttftMs: 1, totalMs: 2 } }, { kind: "enabled", enabled: false });
   const view = render(state);
