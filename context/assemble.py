@@ -44,11 +44,14 @@ class PromptParts:
 
 
 #: Chunk sources whose appearance or change makes the context worth rebuilding.
-_MATERIAL_SOURCES = frozenset({"import", "type", "outline"})
+_MATERIAL_SOURCES = frozenset({"callee", "import", "type", "outline"})
+#: A definition held as an import serves as the callee and the reverse.
+_DEFINITION_SOURCES = frozenset({"callee", "import"})
 
 
 def _material_key(chunk: ContextChunk) -> tuple[str, str, str]:
-    return (chunk.source, chunk.path, chunk.name if chunk.source != "outline" else "")
+    group = "definition" if chunk.source in _DEFINITION_SOURCES else chunk.source
+    return (group, chunk.path, chunk.name if chunk.source != "outline" else "")
 
 
 def context_changed(old: Sequence[ContextChunk], new: Sequence[ContextChunk]) -> bool:

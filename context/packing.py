@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 TokenCounter = Callable[[str], int]
 
 #: Chunk priorities; lower numbers are chosen first when the budget is tight.
+#: The definition of the call the cursor is in: without it the model invents parameters.
+PRIORITY_CALLEE = 0
 PRIORITY_IMPORTED = 1
 PRIORITY_TYPES = 2
 PRIORITY_OUTLINE = 3

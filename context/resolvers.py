@@ -84,6 +84,30 @@ def _relative_then_suffix(index: RepositoryIndex, rel: str, spec: str) -> list[s
     return [best] if best else []
 
 
+#: Files that implement what a header declares, by extension of the header.
+_IMPLEMENTATION_EXTENSIONS = {
+    ".h": (".c", ".cc", ".cpp", ".cxx", ".m"),
+    ".hh": (".cc", ".cpp"),
+    ".hpp": (".cpp", ".cc", ".cxx"),
+    ".hxx": (".cxx", ".cpp"),
+}
+
+
+def implementation_files(index: RepositoryIndex, rel: str, language: str) -> list[str]:
+    """For a C/C++ header, the source files of the same name (``x.h`` -> ``x.c``)."""
+    stem, ext = posixpath.splitext(rel)
+    extensions = _IMPLEMENTATION_EXTENSIONS.get(ext)
+    if not extensions:
+        return []
+    name = posixpath.basename(stem)
+    found = _existing(index, [stem + e for e in extensions])
+    if found:
+        return found
+    candidates = [f for e in extensions for f in index.files_with_suffix(f"{name}{e}")]
+    best = closest([c for c in candidates if posixpath.basename(c).startswith(name + ".")], rel)
+    return [best] if best else []
+
+
 # -- Python --------------------------------------------------------------------------
 
 
@@ -176,7 +200,9 @@ def go(spec: LanguageSpec, index: RepositoryIndex, rel: str, imp: ImportSpec) ->
 
 
 def go_package(spec: LanguageSpec, index: RepositoryIndex, rel: str, package: str) -> list[str]:
-    """A Go file sees every (non-test) file of its directory."""
+    """A Go file sees every non-test file of its directory; a test file sees the tests too."""
+    if rel.endswith("_test.go"):
+        return _language_files(spec, index, _dirname(rel))
     return _go_package_files(spec, index, _dirname(rel))
 
 
@@ -200,8 +226,12 @@ def java(spec: LanguageSpec, index: RepositoryIndex, rel: str, imp: ImportSpec) 
 
 
 def same_directory(spec: LanguageSpec, index: RepositoryIndex, rel: str, package: str) -> list[str]:
-    """A Java file sees the classes of its package, which is its directory."""
-    return _language_files(spec, index, _dirname(rel))
+    """A Java file sees the classes of its package: its directory, and the same package
+    in the other source roots (tests see ``src/main``, generated sources, modules)."""
+    files = _language_files(spec, index, _dirname(rel))
+    if package:
+        files += [f for f in index.files_with_package(spec.family, package) if f not in files]
+    return files
 
 
 # -- Rust ----------------------------------------------------------------------------

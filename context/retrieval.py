@@ -1,5 +1,7 @@
 """What repository context to show the model at a cursor, most useful first.
 
+0. The definition of the call the cursor is in (``c.Flags(|``), found by each
+   language's visibility rules and the receiver's type as the file states it.
 1. Definitions the current file imports and uses near the cursor: the model
    otherwise invents their parameters.
 2. The types those signatures mention, so argument and return shapes are known.
@@ -15,10 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from .callee import SELF_NAMES, CallSite, call_at, receiver_type_names, return_type_name
 from .definitions import CONTAINER_KINDS, TYPE_KINDS
 from .index import RepositoryIndex
 from .languages import comment_prefix, language_for_path, spec_for
 from .packing import (
+    PRIORITY_CALLEE,
     PRIORITY_IMPORTED,
     PRIORITY_NEIGHBOUR,
     PRIORITY_OUTLINE,
@@ -30,7 +34,7 @@ from .packing import (
     pack_chunks,
 )
 from .resolve import Resolution, resolve_imports
-from .resolvers import closest
+from .resolvers import closest, implementation_files
 from .symbols import Definition, ImportSpec, ParsedFile
 from .tokens import IDENTIFIER, identifiers, jaccard
 
@@ -342,6 +346,178 @@ def _neighbours(
     ]
 
 
+# -- the call at the cursor ------------------------------------------------------------
+
+#: At most this many definitions are shown for one call (overloads, same-named candidates).
+_MAX_CALLEES = 2
+#: An unresolved name is looked up in the whole workspace only when this few files define it.
+_MAX_UNSCOPED_FILES = 2
+
+
+def _visible_files(
+    index: RepositoryIndex, rel: str, language: str, resolution: Resolution
+) -> set[str]:
+    """Files whose names this file sees: its imports, its package, and one hop further.
+
+    The hop follows what the imported files import (a header's own includes, a
+    package's re-exports) and, for a header, the file that implements it.
+    """
+    direct = [f for f in resolution.files() if f != rel]
+    visible = set(direct)
+    for record in index.records(direct):
+        visible.update(implementation_files(index, record.path, record.language))
+        if record.imports and record.language in (
+            "c",
+            "cpp",
+            "python",
+            "typescript",
+            "javascript",
+            "tsx",
+        ):
+            onward = resolve_imports(index, record.path, record.language, record.imports)
+            visible.update(onward.files())
+    visible.discard(rel)
+    return visible
+
+
+def _enclosing_owners(parsed: ParsedFile, line: int) -> list[str]:
+    """The classes, impls or receivers around the cursor, innermost first."""
+    around = [d for d in parsed.definitions if d.start_line <= line <= d.end_line]
+    around.sort(key=lambda d: d.start_line, reverse=True)
+    owners: list[str] = []
+    for definition in around:
+        if definition.kind in CONTAINER_KINDS:
+            owners.append(definition.name)
+        if definition.parent:
+            owners.append(definition.parent)
+    return list(dict.fromkeys(owners))
+
+
+def _type_names(index: RepositoryIndex, family: str, names: Sequence[str], rel: str) -> list[str]:
+    """The names that are types here, with factory functions replaced by what they return."""
+    types: list[str] = []
+    for name in names:
+        found = [d for d in index.definitions(name) if spec_for(d.language).family == family]
+        if any(d.kind in TYPE_KINDS for d in found):
+            types.append(name)
+            continue
+        for function in found:
+            returned = return_type_name(function.header, name)
+            if returned and returned not in ("Self", "self"):
+                types.append(returned)
+            elif returned and function.parent:
+                types.append(function.parent)
+    return list(dict.fromkeys(types))
+
+
+def _qualifier_files(
+    index: RepositoryIndex, rel: str, resolution: Resolution, site: CallSite
+) -> set[str]:
+    """Files a module/package qualifier names (``pkg.F(``, ``mod.f(``, ``ns.f(``)."""
+    if not site.qualifier:
+        return set()
+    root = site.qualifier[0]
+    files: set[str] = set()
+    for resolved in resolution.imports:
+        if root in resolved.spec.names or resolved.spec.spec.rsplit("/", 1)[-1] == root:
+            files.update(resolved.files)
+    if files:
+        for record in index.records(sorted(files)):
+            files.update(implementation_files(index, record.path, record.language))
+    files.discard(rel)
+    return files
+
+
+def _callee_definitions(
+    index: RepositoryIndex,
+    rel: str,
+    language: str,
+    parsed: ParsedFile,
+    text: str,
+    offset: int,
+    resolution: Resolution,
+) -> list[tuple[Definition, tuple[Definition, ...]]]:
+    """Where the name being called is defined, by the strongest evidence available.
+
+    In order: methods of the receiver's type (as the file states it, or the
+    enclosing class for ``self``/``this``), definitions in the module a qualifier
+    names, definitions in files this file sees, and last a name that only one or
+    two files of the workspace define.
+    """
+    site = call_at(text, offset)
+    if site is None:
+        return []
+    family = spec_for(language).family
+    candidates = [
+        d
+        for d in index.definitions(site.name)
+        if d.path != rel and spec_for(d.language).family == family
+    ]
+    if not candidates:
+        return []
+    picks: list[Definition] = []
+    receiver = site.receiver
+    if receiver:
+        line = text.count("\n", 0, offset)
+        if receiver in SELF_NAMES:
+            owners = _enclosing_owners(parsed, line)
+        elif any(d.kind in TYPE_KINDS for d in index.definitions(receiver)):
+            owners = [receiver]  # Type.static(, Type::assoc(
+        else:
+            owners = _type_names(index, family, receiver_type_names(text, offset, receiver), rel)
+        picks = [d for d in candidates if d.parent and d.parent in owners]
+        if len({d.path for d in picks}) > 1:
+            # Same-named types elsewhere: the one this file sees.
+            visible = _visible_files(index, rel, language, resolution)
+            picks = [d for d in picks if d.path in visible] or picks
+        if not picks:
+            module = _qualifier_files(index, rel, resolution, site)
+            picks = [d for d in candidates if d.path in module and not d.parent]
+    if not picks and not receiver:
+        # An import that names it (``from m import f``, ``use crate::m::f``, a static import).
+        named = {
+            path
+            for resolved in resolution.imports
+            if site.name in resolved.spec.names
+            for path in resolved.files
+        }
+        picks = [d for d in candidates if d.path in named]
+    if not picks:
+        visible = _visible_files(index, rel, language, resolution)
+        pool = [d for d in candidates if d.path in visible]
+        if not pool and len({d.path for d in candidates}) <= _MAX_UNSCOPED_FILES:
+            pool = candidates
+        if not receiver:
+            # A plain call names a function or a type, or a method of the enclosing class.
+            owners = _enclosing_owners(parsed, text.count("\n", 0, offset))
+            plain = [d for d in pool if not d.parent or d.parent in owners]
+            pool = plain or pool
+        picks = pool
+    if site.constructor or (picks and any(d.kind in TYPE_KINDS for d in picks)):
+        types = [d for d in picks if d.kind in TYPE_KINDS]
+        picks = types or picks
+    # A definition with a body (the .c file) and its declaration (the header) both help;
+    # the closest files first.
+    order = {path: i for i, path in enumerate(_by_closeness([d.path for d in picks], rel))}
+    picks.sort(key=lambda d: (order[d.path], not d.has_body, d.start_line))
+    chosen: list[tuple[Definition, tuple[Definition, ...]]] = []
+    for definition in picks[:_MAX_CALLEES]:
+        record = index.file(definition.path)
+        chosen.append((definition, record.definitions if record is not None else (definition,)))
+    return chosen
+
+
+def _by_closeness(paths: Sequence[str], rel: str) -> list[str]:
+    remaining = list(dict.fromkeys(paths))
+    ordered: list[str] = []
+    while remaining:
+        best = closest(remaining, rel)
+        assert best is not None
+        ordered.append(best)
+        remaining.remove(best)
+    return ordered
+
+
 def _definition_chunks(
     index: RepositoryIndex,
     rel: str,
@@ -355,13 +531,23 @@ def _definition_chunks(
     chunks: list[ContextChunk] = []
     near = _near_tokens(text, offset, options.near_lines, parsed.imports)
     resolution = resolve_imports(index, rel, language, parsed.imports, parsed.package)
-    imported = _imported_definitions(index, rel, resolution, near)[: options.max_definitions]
+    callees = _callee_definitions(index, rel, language, parsed, text, offset, resolution)
     rendered: list[tuple[str, str]] = []
+    for rank, (definition, siblings) in enumerate(callees):
+        body = render_definition(definition, siblings, options.small_body_lines)
+        rendered.append((body, definition.path))
+        chunks.append(_chunk(PRIORITY_CALLEE, definition, body, "callee", rank))
+    shown = {(d.path, d.start_line) for d, _ in callees}
+    imported = [
+        item
+        for item in _imported_definitions(index, rel, resolution, near)
+        if (item[0].path, item[0].start_line) not in shown
+    ][: options.max_definitions]
     for rank, (definition, siblings) in enumerate(imported):
         body = render_definition(definition, siblings, options.small_body_lines)
         rendered.append((body, definition.path))
         chunks.append(_chunk(PRIORITY_IMPORTED, definition, body, "import", rank))
-    taken = {(d.path, d.start_line) for d, _ in imported}
+    taken = {(d.path, d.start_line) for d, _ in imported} | shown
     preferred = set(resolution.files())
     types = _type_definitions(
         index,
@@ -370,7 +556,7 @@ def _definition_chunks(
         texts=rendered,
         preferred=preferred,
         taken=taken,
-        skip_names={d.name for d, _ in imported},
+        skip_names={d.name for d, _ in imported} | {d.name for d, _ in callees},
         limit=options.max_types,
     )
     for rank, (definition, siblings) in enumerate(types):

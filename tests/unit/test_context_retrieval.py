@@ -249,7 +249,7 @@ def test_imported_signature_wins_over_same_named_unrelated_function(
     assert "imported_arg" in packed.text, packed.text
     assert "unrelated_arg" not in packed.text
     assert "filler" not in packed.text.lower()
-    assert all(chunk.source in ("import", "type") for chunk in packed.chunks)
+    assert all(chunk.source in ("callee", "import", "type") for chunk in packed.chunks)
     assert packed.text.endswith(f"Path: {current}\n")
 
 
