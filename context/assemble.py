@@ -15,7 +15,13 @@ from .index import RepositoryIndex
 from .languages import comment_prefix
 from .packing import ContextChunk, TokenCounter, estimate_tokens, path_line
 from .prompt import FileView, fim_input, sticky_prefix_start, take_view, view_still_serves
-from .retrieval import RecentFile, RetrievalOptions, build_context_chunks, display_path
+from .retrieval import (
+    RecentFile,
+    RetrievalOptions,
+    build_context_chunks,
+    callee_chunks,
+    display_path,
+)
 
 #: Tokens kept free for the FIM control tokens, BOS and rounding.
 _MARGIN_TOKENS = 16
@@ -41,6 +47,9 @@ class PromptParts:
     repository: str = ""
     #: The whole prompt's token budget these parts were cut for.
     prompt_budget: int = 0
+    #: The "view" layout: the call's definition written after the view, when the kept
+    #: context lacks it (only this and the near windows are then evaluated anew).
+    pinned: str = ""
 
 
 #: Chunk sources whose appearance or change makes the context worth rebuilding.
@@ -228,6 +237,39 @@ def plan_view(
     return ViewPlan(near_prefix, near_suffix, before, after, context_tokens)
 
 
+#: The most a pinned callee may add to a kept prompt (characters).
+_PINNED_MAX_CHARS = 600
+
+
+def _view_head(repository: str, view: FileView, pinned: str, comment: str, shown_path: str) -> str:
+    """``repository · view · pinned callee``, each labelled with its path."""
+    body = view.text if view.text.endswith("\n") or not view.text else view.text + "\n"
+    return (
+        repository + path_line(comment, shown_path) + body + pinned + path_line(comment, shown_path)
+    )
+
+
+def _pinned_callee(
+    index: RepositoryIndex | None,
+    path: str | os.PathLike[str] | None,
+    text: str,
+    offset: int,
+    held: Sequence[ContextChunk],
+) -> str:
+    """The call's definition when the kept context does not already show it, else ""."""
+    if index is None or path is None:
+        return ""
+    chunks = callee_chunks(index, path, text, offset)
+    shown = {(c.path, c.start_line) for c in held}
+    missing = [c for c in chunks if (c.path, c.start_line) not in shown][:1]
+    if not missing:
+        return ""
+    chunk = missing[0]
+    body = chunk.text if len(chunk.text) <= _PINNED_MAX_CHARS else chunk.text[:_PINNED_MAX_CHARS]
+    body = body if body.endswith("\n") else body + "\n"
+    return path_line(comment_prefix(PurePath(path)), chunk.path) + body
+
+
 def assemble_view(
     text: str,
     offset: int,
@@ -282,12 +324,20 @@ def assemble_view(
         and previous.prompt_budget // 2 <= budget
         and view_still_serves(old, text, offset, stale)
     ):
+        pinned = _pinned_callee(index, path, text, offset, previous.chunks)
+        context = previous.context
+        if pinned != previous.pinned:
+            comment = comment_prefix(PurePath(path)) if path is not None else "#"
+            shown_path = display_path(index, path) if path is not None else "untitled"
+            context = _view_head(previous.repository, old, pinned, comment, shown_path)
         return replace(
             previous,
+            context=context,
             prefix=fim.prefix,
             suffix=fim.suffix,
             prefix_start=near_start,
             context_kept=True,
+            pinned=pinned,
         )
     view = take_view(text, offset, plan.before_chars, plan.after_chars, old)
     comment = comment_prefix(PurePath(path)) if path is not None else "#"
@@ -321,8 +371,7 @@ def assemble_view(
             )
         else:
             repository, chunks, tokens = packed.text, packed.chunks, packed.tokens
-    body = view.text if view.text.endswith("\n") or not view.text else view.text + "\n"
-    head = repository + path_line(comment, shown_path) + body + path_line(comment, shown_path)
+    head = _view_head(repository, view, "", comment, shown_path)
     return PromptParts(
         context=head,
         prefix=fim.prefix,

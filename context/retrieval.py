@@ -518,6 +518,44 @@ def _by_closeness(paths: Sequence[str], rel: str) -> list[str]:
     return ordered
 
 
+def callee_chunks(
+    index: RepositoryIndex,
+    path: str | os.PathLike[str],
+    text: str,
+    offset: int,
+    *,
+    small_body_lines: int = 12,
+) -> list[ContextChunk]:
+    """Only the definitions of the call at the cursor: cheap enough for every keystroke.
+
+    Used when the rest of the context is kept (its tokens are cached) and only
+    the call being written is new.
+    """
+    offset = max(0, min(offset, len(text)))
+    language = language_for_path(PurePath(path))
+    rel = index.relative(path)
+    if language is None or rel is None or call_at(text, offset) is None:
+        return []
+    if not index.is_allowed(path):
+        return []
+    parsed = index.parse_text(display_path(index, path), text)
+    if parsed is None:
+        return []
+    resolution = resolve_imports(index, rel, language, parsed.imports, parsed.package)
+    return [
+        _chunk(
+            PRIORITY_CALLEE,
+            definition,
+            render_definition(definition, siblings, small_body_lines),
+            "callee",
+            rank,
+        )
+        for rank, (definition, siblings) in enumerate(
+            _callee_definitions(index, rel, language, parsed, text, offset, resolution)
+        )
+    ]
+
+
 def _definition_chunks(
     index: RepositoryIndex,
     rel: str,
@@ -675,6 +713,7 @@ __all__ = (
     "RetrievalOptions",
     "build_context",
     "build_context_chunks",
+    "callee_chunks",
     "render_definition",
     "retrieve",
 )

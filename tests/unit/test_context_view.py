@@ -162,3 +162,39 @@ def test_edits_far_apart_count_as_the_lines_edited_not_the_span() -> None:
     text = text[:up] + " # 😀" + text[up:]
     moved = build(text, up + 4, parts)
     assert moved.context_kept and moved.context == parts.context
+
+
+def test_a_call_typed_in_a_kept_view_pins_its_definition_after_the_view(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from codellama_lsp.context.index import RepositoryIndex
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "geometry.py").write_text(
+        "def scale_point(point, factor_x, factor_y):\n    return point\n", encoding="utf-8"
+    )
+    source = "from .geometry import scale_point\n" + LINES
+    (tmp_path / "pkg" / "mod.py").write_text(source, encoding="utf-8")
+    index = RepositoryIndex.build(tmp_path)
+    plan = ViewPlan(600, 200, 4000, 2000, context_tokens=500)
+    path = tmp_path / "pkg" / "mod.py"
+
+    def at(text: str, offset: int, previous=None):  # type: ignore[no-untyped-def]
+        return assemble_view(
+            text, offset, plan, budget=4096, path=path, index=index, previous=previous
+        )
+
+    offset = line_end(source, 200)
+    first = at(source, offset)
+    assert first.view is not None and "scale_point(point" not in first.context
+    text = source[:offset] + "\np = scale_point(" + source[offset:]
+    typed = at(text, offset + len("\np = scale_point("), first)
+    # The view and the repository context are kept (their tokens stay cached); the
+    # definition comes after them, labelled with its path, before the current file's label.
+    assert typed.context_kept and typed.context.startswith(
+        first.context[: -len("# Path: pkg/mod.py\n")]
+    )
+    assert "# Path: pkg/geometry.py\ndef scale_point(point, factor_x, factor_y):" in typed.context
+    assert typed.context.endswith("# Path: pkg/mod.py\n")
+    # Leaving the call drops it again.
+    after = text.replace("p = scale_point(", "p = 1")
+    moved = at(after, offset + len("\np = 1"), typed)
+    assert moved.context_kept and moved.context == first.context
