@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -348,6 +349,17 @@ def _neighbours(
 
 # -- the call at the cursor ------------------------------------------------------------
 
+#: Languages whose imported files' own imports are followed (headers, re-exports).
+_ONWARD_LANGUAGES = frozenset({"c", "cpp", "python", "typescript", "javascript", "tsx", "rust"})
+#: Base classes and interfaces as headers write them.
+_BASES = re.compile(
+    r"\bclass\s+\w+\s*\(([^)]*)\)"  # Python
+    r"|\b(?:extends|implements)\s+([\w.$<>,\s]+?)\s*(?:\{|$|implements\b)"  # Java, TS, C#
+    r"|\b(?:class|struct)\s+\w+\s*(?:final\s*)?:\s*([^{]+)"  # C++
+)
+_BASE_NAME = re.compile(r"[A-Za-z_$][\w$]*")
+_NOT_BASES = frozenset({"public", "private", "protected", "virtual", "object", "metaclass"})
+
 #: At most this many definitions are shown for one call (overloads, same-named candidates).
 _MAX_CALLEES = 2
 #: An unresolved name is looked up in the whole workspace only when this few files define it.
@@ -393,6 +405,30 @@ def _enclosing_owners(parsed: ParsedFile, line: int) -> list[str]:
     return list(dict.fromkeys(owners))
 
 
+def _with_bases(index: RepositoryIndex, family: str, owners: Sequence[str]) -> list[str]:
+    """The owners and what they extend, two levels up: a method may be inherited."""
+    found = list(owners)
+    frontier = list(owners)
+    for _ in range(2):
+        following: list[str] = []
+        for owner in frontier:
+            for definition in index.definitions(owner):
+                if (
+                    definition.kind not in TYPE_KINDS
+                    or spec_for(definition.language).family != family
+                ):
+                    continue
+                for match in _BASES.finditer(definition.header):
+                    written = next(g for g in match.groups() if g is not None)
+                    for name in _BASE_NAME.findall(re.sub(r"<[^<>]*>", "", written)):
+                        base = name.rsplit(".", 1)[-1]
+                        if base not in found and base not in _NOT_BASES:
+                            found.append(base)
+                            following.append(base)
+        frontier = following
+    return found
+
+
 def _type_names(index: RepositoryIndex, family: str, names: Sequence[str], rel: str) -> list[str]:
     """The names that are types here, with factory functions replaced by what they return."""
     types: list[str] = []
@@ -411,7 +447,7 @@ def _type_names(index: RepositoryIndex, family: str, names: Sequence[str], rel: 
 
 
 def _qualifier_files(
-    index: RepositoryIndex, rel: str, resolution: Resolution, site: CallSite
+    index: RepositoryIndex, rel: str, language: str, resolution: Resolution, site: CallSite
 ) -> set[str]:
     """Files a module/package qualifier names (``pkg.F(``, ``mod.f(``, ``ns.f(``)."""
     if not site.qualifier:
@@ -419,8 +455,19 @@ def _qualifier_files(
     root = site.qualifier[0]
     files: set[str] = set()
     for resolved in resolution.imports:
-        if root in resolved.spec.names or resolved.spec.spec.rsplit("/", 1)[-1] == root:
+        written = resolved.spec.spec
+        if (
+            root in resolved.spec.names
+            or written.rsplit("/", 1)[-1] == root  # Go: the package's last path segment
+            or (resolved.spec.kind == "module" and written.split(".")[0] == root)  # import a.b
+        ):
             files.update(resolved.files)
+    if not files and root in ("crate", "self", "super"):
+        # Rust: a path written out at the call, resolved as a ``use`` of it would be.
+        path = "::".join((*site.qualifier, site.name))
+        files.update(
+            resolve_imports(index, rel, language, (ImportSpec(path, (site.name,), "use"),)).files()
+        )
     if files:
         for record in index.records(sorted(files)):
             files.update(implementation_files(index, record.path, record.language))
@@ -456,6 +503,7 @@ def _callee_definitions(
     if not candidates:
         return []
     picks: list[Definition] = []
+    owner_rank: dict[str, int] = {}
     receiver = site.receiver
     if receiver:
         line = text.count("\n", 0, offset)
@@ -465,13 +513,15 @@ def _callee_definitions(
             owners = [receiver]  # Type.static(, Type::assoc(
         else:
             owners = _type_names(index, family, receiver_type_names(text, offset, receiver), rel)
-        picks = [d for d in candidates if d.parent and d.parent in owners]
+        owners = _with_bases(index, family, owners)
+        owner_rank = {owner: i for i, owner in reversed(list(enumerate(owners)))}
+        picks = [d for d in candidates if d.parent and d.parent in owner_rank]
         if len({d.path for d in picks}) > 1:
             # Same-named types elsewhere: the one this file sees.
             visible = _visible_files(index, rel, language, resolution)
             picks = [d for d in picks if d.path in visible] or picks
         if not picks:
-            module = _qualifier_files(index, rel, resolution, site)
+            module = _qualifier_files(index, rel, language, resolution, site)
             picks = [d for d in candidates if d.path in module and not d.parent]
     if not picks and not receiver:
         # An import that names it (``from m import f``, ``use crate::m::f``, a static import).
@@ -499,7 +549,14 @@ def _callee_definitions(
     # A definition with a body (the .c file) and its declaration (the header) both help;
     # the closest files first.
     order = {path: i for i, path in enumerate(_by_closeness([d.path for d in picks], rel))}
-    picks.sort(key=lambda d: (order[d.path], not d.has_body, d.start_line))
+    picks.sort(
+        key=lambda d: (
+            owner_rank.get(d.parent, len(owner_rank)),
+            order[d.path],
+            not d.has_body,
+            d.start_line,
+        )
+    )
     chosen: list[tuple[Definition, tuple[Definition, ...]]] = []
     for definition in picks[:_MAX_CALLEES]:
         record = index.file(definition.path)

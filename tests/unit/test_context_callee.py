@@ -242,3 +242,27 @@ def test_ambiguous_names_outside_the_visible_files_are_left_out(tmp_path: Path) 
     }
     chunks = callee_chunks(tmp_path, files, "main.py")
     assert not [c for c in chunks if c[0] == "callee"]
+
+
+def test_inherited_method_and_rust_path_call(tmp_path: Path) -> None:
+    files = {
+        "base.py": (
+            "class Base:\n    def save(self, key: str, value: bytes) -> None:\n        pass\n"
+        ),
+        "store.py": (
+            "from base import Base\n\n\nclass Store(Base):\n    def put(self, key):\n"
+            "        self.save(<|cursor|>\n"
+        ),
+    }
+    chunks = callee_chunks(tmp_path, files, "store.py")
+    assert chunks[0][:2] == ("callee", "base.py")
+    rust = {
+        "Cargo.toml": '[package]\nname = "demo"\n',
+        "src/lib.rs": "pub mod net;\n",
+        "src/net/mod.rs": "pub mod addr;\n",
+        "src/net/addr.rs": "pub fn parse_addr(text: &str, port: u16) -> Option<u32> { None }\n",
+        "src/other.rs": "pub fn parse_addr(bytes: &[u8]) -> u32 { 0 }\n",
+        "src/main.rs": "fn main() {\n    let a = crate::net::addr::parse_addr(<|cursor|>\n}\n",
+    }
+    chunks = callee_chunks(tmp_path / "r", rust, "src/main.rs")
+    assert chunks[0][:2] == ("callee", "src/net/addr.rs")
