@@ -314,8 +314,18 @@ class Window:
         )
 
     def settings(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.profile.user_settings.read_text(encoding="utf-8"))
-        return data
+        """User settings as VS Code last wrote them (it truncates, then writes: retry)."""
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                data: dict[str, Any] = json.loads(
+                    self.profile.user_settings.read_text(encoding="utf-8")
+                )
+                return data
+            except ValueError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def channel_log(self) -> str:
         logs = self.profile.logs()
