@@ -539,7 +539,9 @@ def _callee_definitions(
             pool = candidates
         if not receiver:
             # A plain call names a function or a type, or a method of the enclosing class.
-            owners = _enclosing_owners(parsed, text.count("\n", 0, offset))
+            owners = _with_bases(
+                index, family, _enclosing_owners(parsed, text.count("\n", 0, offset))
+            )
             plain = [d for d in pool if not d.parent or d.parent in owners]
             pool = plain or pool
         picks = pool
