@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from codellama_lsp.quant.backend import Backend, EngineConfig
+from codellama_lsp.context.packing import estimate_tokens
+from codellama_lsp.quant.backend import Backend, BackendInfo, EngineConfig
 from codellama_lsp.quant.remote import RemoteConfig, RemoteEngine
 
 from .settings import Settings
@@ -72,3 +73,20 @@ def with_overrides(
             settings, completion=dataclasses.replace(settings.completion, max_tokens=max_tokens)
         )
     return settings
+
+
+class Estimate:
+    """A backend that only budgets: prompts built without a model count tokens roughly.
+
+    ``prompt`` and ``eval`` without ``--model`` build the prompt the server would
+    build, with :func:`estimate_tokens` in place of the model's tokenizer.
+    """
+
+    def __init__(self, n_ctx: int) -> None:
+        self._info = BackendInfo("none", "untokenized", n_ctx)
+
+    def describe(self) -> BackendInfo:
+        return self._info
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)

@@ -81,6 +81,48 @@ def build_parser() -> argparse.ArgumentParser:
     prompt.add_argument("location", help=location_help)
     _context_flags(prompt)
     _common_flags(prompt, suppress=True)
+    evaluate = sub.add_parser(
+        "eval",
+        help="measure how often prompts show the function being called (no model needed)",
+        description="Sample cross-file call sites of the workspace with tree-sitter, cut each "
+        "after its '(', build the prompt the server would build there, and report per "
+        "language how often it holds the callee's definition, beside a BM25-windows "
+        "baseline with the same budget; with --model also generate there and check the "
+        "call's arguments.",
+    )
+    evaluate.add_argument(
+        "--workspace", metavar="DIR", default=".", help="the repository (default: .)"
+    )
+    evaluate.add_argument(
+        "--lang",
+        metavar="L",
+        action="append",
+        default=[],
+        help="only these languages (repeatable or comma-separated; default: every one present)",
+    )
+    evaluate.add_argument(
+        "--cases", metavar="N", type=int, default=40, help="cases per language (default: 40)"
+    )
+    evaluate.add_argument(
+        "--budget",
+        metavar="CHARS",
+        type=int,
+        default=6000,
+        help="characters of repository context (context.maxTokens = CHARS // 3; default: 6000)",
+    )
+    evaluate.add_argument(
+        "--seed", metavar="S", type=int, default=0, help="sampling seed (default: 0)"
+    )
+    evaluate.add_argument(
+        "--json", action="store_true", help="print one JSON object (figures and cases)"
+    )
+    evaluate.add_argument(
+        "--settings",
+        metavar="JSON",
+        default=None,
+        help="settings as an editor sends them (JSON, or @FILE), as for prompt",
+    )
+    _common_flags(evaluate, suppress=True)
     index = sub.add_parser("index", help="index a workspace and list its files or statistics")
     index.add_argument("directory", metavar="DIR", help="workspace root")
     index.add_argument(

@@ -1,9 +1,10 @@
-"""The inspection commands: ``complete``, ``prompt``, ``index`` and ``models``.
+"""The inspection commands: ``complete``, ``prompt``, ``eval``, ``index`` and ``models``.
 
 ``complete`` and ``prompt`` run the core pipeline the server runs (windows,
 repository context, token budget, stop rules, postprocessing, the same backend
 configuration), so what they print is what an editor would get at that
-position with the same settings (``--settings``); ``index`` shows what the
+position with the same settings (``--settings``); ``eval`` runs the same
+pipeline at call sites sampled from the workspace; ``index`` shows what the
 server would index.
 """
 
@@ -24,10 +25,10 @@ from codellama_lsp.context.assemble import PromptParts
 from codellama_lsp.context.documents import UTF32, Document, Position
 from codellama_lsp.context.errors import CodeLlamaLspError
 from codellama_lsp.context.index import RepositoryIndex, index_stats
-from codellama_lsp.context.languages import language_for_path
-from codellama_lsp.context.packing import estimate_tokens
+from codellama_lsp.context.languages import language_for_id, language_for_path
 from codellama_lsp.context.workspace import WorkspaceOptions, blocks_completion, decodable
 from codellama_lsp.core.backends import (
+    Estimate,
     connect_remote,
     load_local,
     local_config,
@@ -42,7 +43,7 @@ from codellama_lsp.core.pipeline import (
 )
 from codellama_lsp.core.settings import Settings, parse_settings
 from codellama_lsp.core.state import CompletionState
-from codellama_lsp.quant.backend import Backend, BackendInfo
+from codellama_lsp.quant.backend import Backend
 from codellama_lsp.quant.fim import fim_text
 
 log = logging.getLogger(__name__)
@@ -186,13 +187,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     settings, warnings = parse_settings(raw)
     for warning in warnings:
         log.warning("%s", warning)
-    if args.context_tokens is not None:
-        if args.context_tokens < 0:
-            raise UsageError(f"--context-tokens must be 0 or more, got {args.context_tokens}")
-        context = dataclasses.replace(settings.context, max_tokens=args.context_tokens)
+    context_tokens = getattr(args, "context_tokens", None)  # eval sets its own budget
+    if context_tokens is not None:
+        if context_tokens < 0:
+            raise UsageError(f"--context-tokens must be 0 or more, got {context_tokens}")
+        context = dataclasses.replace(settings.context, max_tokens=context_tokens)
         settings = dataclasses.replace(settings, context=context)
-    if args.fim_order is not None:
-        completion = dataclasses.replace(settings.completion, fim_order=args.fim_order)
+    fim_order = getattr(args, "fim_order", None)
+    if fim_order is not None:
+        completion = dataclasses.replace(settings.completion, fim_order=fim_order)
         settings = dataclasses.replace(settings, completion=completion)
     return with_overrides(settings, model_path=args.model, max_tokens=args.max_tokens)
 
@@ -281,7 +284,7 @@ def cmd_prompt(args: argparse.Namespace) -> int:
         prompt = build_prompt(doc, settings, backend, CompletionState(0))
         text = backend.prompt_text(prompt.request)
     else:
-        prompt = build_prompt(doc, settings, _Estimate(settings), CompletionState(0))
+        prompt = build_prompt(doc, settings, Estimate(settings.model.n_ctx), CompletionState(0))
         request = prompt.request
         text = fim_text(
             request.context, request.prefix, request.suffix, request.fim_order, shown=True
@@ -293,19 +296,6 @@ def cmd_prompt(args: argparse.Namespace) -> int:
     _log_context(prompt.parts)
     log.info("prompt: %d characters, order %s", len(text), prompt.request.fim_order)
     return 0
-
-
-class _Estimate:
-    """A backend that only budgets: ``prompt`` without a model counts tokens roughly."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._info = BackendInfo("none", "untokenized", settings.model.n_ctx)
-
-    def describe(self) -> BackendInfo:
-        return self._info
-
-    def count_tokens(self, text: str) -> int:
-        return estimate_tokens(text)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -323,9 +313,60 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_languages(values: list[str]) -> tuple[str, ...]:
+    """``--lang`` values (repeatable, comma-separated; names, LSP ids or file extensions)."""
+    from codellama_lsp.core.evaluate import SUPPORTED_LANGUAGES
+
+    found: list[str] = []
+    for value in values:
+        for name in filter(None, (v.strip() for v in value.split(","))):
+            language = language_for_id(name) or language_for_path(f"x.{name.lstrip('.')}")
+            if language is None or language not in SUPPORTED_LANGUAGES:
+                raise UsageError(f"--lang {name!r}: eval knows " + ", ".join(SUPPORTED_LANGUAGES))
+            if language not in found:
+                found.append(language)
+    return tuple(found)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Sample cross-file calls of the workspace and report how often the prompt shows the callee."""
+    from codellama_lsp.core.evaluate import EvalOptions, render_text, run_eval, to_json
+
+    if args.cases < 1:
+        raise UsageError(f"--cases must be 1 or more, got {args.cases}")
+    if args.budget < 0:
+        raise UsageError(f"--budget must be 0 or more, got {args.budget}")
+    options = EvalOptions(
+        languages=_eval_languages(args.lang),
+        cases=args.cases,
+        budget_chars=args.budget,
+        seed=args.seed,
+    )
+    settings = _settings(args)
+    context = settings.context
+    index = _workspace(
+        args.workspace,
+        WorkspaceOptions(exclude=context.exclude, max_file_bytes=context.max_file_bytes),
+    )
+    backend = _backend(settings) if args.model or settings.backend.type != "local" else None
+    try:
+        report = run_eval(index, settings, options, Estimate(settings.model.n_ctx), backend)
+    finally:
+        if backend is not None:
+            backend.close()
+    if not report.cases:
+        log.warning("no cross-file call sites found in %s", index.root)
+    if args.json:
+        sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
+    else:
+        sys.stdout.write(render_text(report))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "complete": cmd_complete,
     "prompt": cmd_prompt,
+    "eval": cmd_eval,
     "index": cmd_index,
     "models": cmd_models,
 }

@@ -180,7 +180,7 @@ def test_prompt_with_workspace_shows_the_imported_signature(
     assert prompt.index("# Path: util.py") < prompt.index("▁<PRE>") < prompt.index("▁<MID>")
     assert prompt.index("▁<MID>") < prompt.index("def run():")
     assert prompt.rstrip("\n").endswith("    cfg = parse_config(")
-    assert "util.py:1 (import)" in result.stderr
+    assert "util.py:1 (callee)" in result.stderr
     assert "context: " in result.stderr and "prompt: " in result.stderr
 
 
@@ -263,7 +263,7 @@ def test_complete_uses_workspace_context(
     with_context = run(codellama_bin, *base, "--workspace", str(workspace))
     without = run(codellama_bin, *base)
     assert with_context.returncode == 0 and without.returncode == 0, with_context.stderr
-    assert "util.py:1 (import)" in with_context.stderr
+    assert "util.py:1 (callee)" in with_context.stderr
     tokens = {
         name: int(r.stderr.split("prompt_tokens=")[1].split()[0])
         for name, r in (("with", with_context), ("without", without))
