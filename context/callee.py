@@ -86,9 +86,9 @@ def call_at(text: str, offset: int) -> CallSite | None:
             if match is None:
                 return None
             name = match.group(3)
-            if name in KEYWORDS:
-                return None
             parts = tuple(p for p in _SEPARATOR.split(match.group(2)) if p)
+            if name in KEYWORDS and not parts:
+                return None  # `if (`; a member may be called that (`promise.catch(`)
             return CallSite(name, parts, match.group(1) == "new")
         elif ch in ";{}" and depth == 0:
             return None

@@ -325,7 +325,8 @@ def callee_definitions(
     code in the call's own directory does (Go's generated ``require.go`` is
     what its package calls).  A prototype without a body (a C header) is the
     same callee as the body that implements it, so only the body's file counts
-    when there is one.
+    when there is one (C and C++ only: elsewhere a body-less definition is the
+    API itself, an abstract method or a typed constant).
     """
     family = _family(language)
     here = posixpath.dirname(rel)
@@ -338,8 +339,8 @@ def callee_definitions(
     if rel in {d.path for d in found}:
         return None
     bodies = [d for d in found if d.has_body]
-    if bodies and {d.path for d in bodies} != {d.path for d in found}:
-        found = bodies
+    if family == "c" and bodies and {d.path for d in bodies} != {d.path for d in found}:
+        found = bodies  # elsewhere a body-less definition is the API itself (abstract, a const)
     files = {d.path for d in found}
     if len(files) != 1:
         return None

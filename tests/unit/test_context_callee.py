@@ -47,6 +47,8 @@ def callee_chunks(root: Path, files: dict[str, str], current: str) -> list[tuple
         ("make<int>(", "make", (), False),
         ("value = outer(inner(1), ", "outer", (), False),
         ("s = '🦙'; f(", "f", (), False),
+        ("gen.if(", "if", ("gen",), False),
+        ("promise.catch(", "catch", ("promise",), False),
     ],
 )
 def test_call_at_reads_the_call_being_written(
