@@ -12,6 +12,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .imports import ImportSpec
@@ -139,9 +140,26 @@ def _python_relative(index: RepositoryIndex, rel: str, imp: ImportSpec) -> list[
 
 
 def python(spec: LanguageSpec, index: RepositoryIndex, rel: str, imp: ImportSpec) -> list[str]:
-    """Relative imports from the file's package; absolute ones by the closest module path."""
+    """Relative imports from the file's package; absolute ones by the closest module path.
+
+    A workspace opened at the package itself (``email/``) holds ``utils.py`` for
+    ``email.utils``: the package's own name is then dropped from the path.
+    """
     if imp.spec.startswith("."):
         return _python_relative(index, rel, imp)
+    head, _, rest = imp.spec.partition(".")
+    if head == index.root.name and (index.root / "__init__.py").exists():
+        if not rest:  # ``from email import utils``
+            names = [n for n in imp.names if n != "*"]
+            wanted = [
+                "__init__.py",
+                *(f"{n}.py" for n in names),
+                *(f"{n}/__init__.py" for n in names),
+            ]
+            return _existing(index, wanted)
+        found = python(spec, index, rel, replace(imp, spec=rest))
+        if found:
+            return found
     target = imp.spec.replace(".", "/")
     files = _python_module(index, target, rel, exact=False)
     for name in imp.names:

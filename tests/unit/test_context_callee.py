@@ -268,3 +268,20 @@ def test_inherited_method_and_rust_path_call(tmp_path: Path) -> None:
     }
     chunks = callee_chunks(tmp_path / "r", rust, "src/main.rs")
     assert chunks[0][:2] == ("callee", "src/net/addr.rs")
+
+
+def test_a_workspace_opened_at_the_package_resolves_its_absolute_imports(tmp_path: Path) -> None:
+    files = {
+        "__init__.py": "",
+        "utils.py": "def formatdate(timeval=None, localtime=False, usegmt=False):\n    pass\n",
+        "other/utils.py": "def formatdate(value):\n    pass\n",
+        "message.py": (
+            "from email import utils\n\n\ndef stamp():\n    return utils.formatdate(<|cursor|>\n"
+        ),
+    }
+    root = tmp_path / "email"
+    chunks = callee_chunks(root, files, "message.py")
+    assert chunks[0][:2] == ("callee", "utils.py")
+    files["message.py"] = "from email.utils import formatdate\n\nformatdate(<|cursor|>\n"
+    chunks = callee_chunks(root, files, "message.py")
+    assert chunks[0][:2] == ("callee", "utils.py")
