@@ -17,14 +17,16 @@ async def text_document_inline_completion(
         params.text_document.uri,
         params.position,
         invoked=params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked,
+        selected=params.context.selected_completion_info,
     )
     if suggestion is None:
         return types.InlineCompletionList(items=[])
     at = suggestion.position
+    end = suggestion.replaces_to or at
     return types.InlineCompletionList(
         items=[
             types.InlineCompletionItem(
-                insert_text=suggestion.text, range=types.Range(start=at, end=at)
+                insert_text=suggestion.text, range=types.Range(start=at, end=end)
             )
         ]
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
@@ -48,6 +48,8 @@ class JsonRpcRequestFailed(JsonRpcException):
 class Suggestion:
     text: str
     position: types.Position
+    #: Where the text it replaces ends (the editor's selected popup item), else None.
+    replaces_to: types.Position | None = None
 
 
 async def suggest(
@@ -57,15 +59,21 @@ async def suggest(
     position: types.Position,
     *,
     invoked: bool = False,
+    selected: types.SelectedCompletionInfo | None = None,
 ) -> Suggestion | None:
     """The model's suggestion at ``position``, or None when there is none to show.
 
     ``invoked``: the user asked explicitly (a key binding, not typing), so the
     answer is built from a fresh prompt, not from the suggestion on screen.
+    ``selected``: the item selected in the editor's completion popup; the
+    suggestion then continues the text as if it were accepted, and starts with it.
     """
     started = time.perf_counter()
     request_id = ls.protocol.msg_id
     doc, cursor = to_input(ls, uri, position, invoked)
+    replaced: tuple[Position, Position] | None = None
+    if selected is not None:
+        doc, replaced = with_selected(ls, doc, selected)
     if not ls.settings.enable:
         return None
     # A newer request for the same document supersedes older work at once, even
@@ -80,7 +88,41 @@ async def suggest(
     log.info("%s id=%s %s", method, request_id, answer.log_fields())
     if answer.suggestion is None or mine.cancel.is_set():
         return None
+    if replaced is not None:
+        if not answer.suggestion.strip():
+            return None  # the popup already shows the item alone
+        start, end = replaced
+        assert selected is not None
+        return Suggestion(
+            selected.text + answer.suggestion,
+            types.Position(start.line, start.character),
+            types.Position(end.line, end.character),
+        )
     return Suggestion(answer.suggestion, types.Position(cursor.line, cursor.character))
+
+
+def with_selected(
+    ls: CodeLlamaServer, doc: CompletionInput, selected: types.SelectedCompletionInfo
+) -> tuple[CompletionInput, tuple[Position, Position]]:
+    """The input as if the popup's selected item were inserted (Tabby folds it into the
+    prefix): the model continues after it, so the ghost text extends what is selected."""
+    document = ls.documents.get(doc.key)
+    assert document is not None  # to_input checked it
+    try:
+        start = document.offset_at(
+            Position(selected.range.start.line, selected.range.start.character)
+        )
+        end = document.offset_at(Position(selected.range.end.line, selected.range.end.character))
+    except PositionOutOfRangeError as exc:
+        raise JsonRpcInvalidParams(f"selectedCompletionInfo: {exc}") from exc
+    if not start <= end or not start <= doc.offset:
+        raise JsonRpcInvalidParams(
+            "selectedCompletionInfo: its range must start at or before the cursor and not end "
+            "before it starts"
+        )
+    text = doc.text[:start] + selected.text + doc.text[end:]
+    folded = replace(doc, text=text, offset=start + len(selected.text), invoked=True)
+    return folded, (document.position_at(start), document.position_at(end))
 
 
 def to_input(

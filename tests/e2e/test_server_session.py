@@ -479,3 +479,48 @@ def test_snippet_escaping_inserts_text_literally() -> None:
 
     assert escape_snippet("f(${x}) \\ $0") == "f(\\${x\\}) \\\\ \\$0"
     assert escape_snippet("return a + b") == "return a + b"
+
+
+async def test_selected_popup_item_is_folded_into_the_prompt(model_path: Path) -> None:
+    """VS Code's selectedCompletionInfo: the suggestion continues the selected item and starts
+    with it, replacing its range; the prompt is built as if the item were inserted."""
+    async with session("visual-studio-code", model_options(model_path)) as s:
+        uri = "file:///workspace/sel.py"
+        s.open("def add(a, b):\n    re\n", uri)
+        await s.wait_status("ready")
+        word = types.Range(start=types.Position(1, 4), end=types.Position(1, 6))
+        result = await s.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic,
+                    selected_completion_info=types.SelectedCompletionInfo(
+                        range=word, text="return"
+                    ),
+                ),
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(1, 6),
+            )
+        )
+        assert isinstance(result, types.InlineCompletionList)
+        for item in result.items:  # the tiny model may have nothing to add: then no item
+            assert isinstance(item.insert_text, str) and item.insert_text.startswith("return")
+            assert len(item.insert_text) > len("return")
+            assert item.range == word
+        last = await s.client.protocol.send_request_async("codellama/lastPrompt", None)
+        # The model saw the selected word inserted, the cursor after it.
+        assert "    return" in last.prompt and "    re\n" not in last.prompt
+        # A range that starts after the cursor is refused with a clear message.
+        with pytest.raises(JsonRpcException, match="selectedCompletionInfo"):
+            await s.client.text_document_inline_completion_async(
+                types.InlineCompletionParams(
+                    context=types.InlineCompletionContext(
+                        trigger_kind=types.InlineCompletionTriggerKind.Automatic,
+                        selected_completion_info=types.SelectedCompletionInfo(
+                            range=types.Range(start=types.Position(1, 6), end=types.Position(1, 6)),
+                            text="x",
+                        ),
+                    ),
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    position=types.Position(1, 5),
+                )
+            )
