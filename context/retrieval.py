@@ -378,14 +378,7 @@ def _visible_files(
     visible = set(direct)
     for record in index.records(direct):
         visible.update(implementation_files(index, record.path, record.language))
-        if record.imports and record.language in (
-            "c",
-            "cpp",
-            "python",
-            "typescript",
-            "javascript",
-            "tsx",
-        ):
+        if record.imports and record.language in _ONWARD_LANGUAGES:
             onward = resolve_imports(index, record.path, record.language, record.imports)
             visible.update(onward.files())
     visible.discard(rel)
@@ -429,7 +422,7 @@ def _with_bases(index: RepositoryIndex, family: str, owners: Sequence[str]) -> l
     return found
 
 
-def _type_names(index: RepositoryIndex, family: str, names: Sequence[str], rel: str) -> list[str]:
+def _type_names(index: RepositoryIndex, family: str, names: Sequence[str]) -> list[str]:
     """The names that are types here, with factory functions replaced by what they return."""
     types: list[str] = []
     for name in names:
@@ -505,21 +498,28 @@ def _callee_definitions(
     picks: list[Definition] = []
     owner_rank: dict[str, int] = {}
     receiver = site.receiver
+    line = text.count("\n", 0, offset)
+    seen: set[str] | None = None
+
+    def visible() -> set[str]:
+        nonlocal seen
+        if seen is None:
+            seen = _visible_files(index, rel, language, resolution)
+        return seen
+
     if receiver:
-        line = text.count("\n", 0, offset)
         if receiver in SELF_NAMES:
             owners = _enclosing_owners(parsed, line)
         elif any(d.kind in TYPE_KINDS for d in index.definitions(receiver)):
             owners = [receiver]  # Type.static(, Type::assoc(
         else:
-            owners = _type_names(index, family, receiver_type_names(text, offset, receiver), rel)
+            owners = _type_names(index, family, receiver_type_names(text, offset, receiver))
         owners = _with_bases(index, family, owners)
         owner_rank = {owner: i for i, owner in reversed(list(enumerate(owners)))}
         picks = [d for d in candidates if d.parent and d.parent in owner_rank]
         if len({d.path for d in picks}) > 1:
             # Same-named types elsewhere: the one this file sees.
-            visible = _visible_files(index, rel, language, resolution)
-            picks = [d for d in picks if d.path in visible] or picks
+            picks = [d for d in picks if d.path in visible()] or picks
         if not picks:
             module = _qualifier_files(index, rel, language, resolution, site)
             picks = [d for d in candidates if d.path in module and not d.parent]
@@ -533,15 +533,12 @@ def _callee_definitions(
         }
         picks = [d for d in candidates if d.path in named]
     if not picks:
-        visible = _visible_files(index, rel, language, resolution)
-        pool = [d for d in candidates if d.path in visible]
+        pool = [d for d in candidates if d.path in visible()]
         if not pool and len({d.path for d in candidates}) <= _MAX_UNSCOPED_FILES:
             pool = candidates
         if not receiver:
             # A plain call names a function or a type, or a method of the enclosing class.
-            owners = _with_bases(
-                index, family, _enclosing_owners(parsed, text.count("\n", 0, offset))
-            )
+            owners = _with_bases(index, family, _enclosing_owners(parsed, line))
             plain = [d for d in pool if not d.parent or d.parent in owners]
             pool = plain or pool
         picks = pool
@@ -601,17 +598,26 @@ def callee_chunks(
     if parsed is None:
         return []
     resolution = resolve_imports(index, rel, language, parsed.imports, parsed.package)
+    callees = _callee_definitions(index, rel, language, parsed, text, offset, resolution)
+    return _rendered(callees, PRIORITY_CALLEE, "callee", small_body_lines)
+
+
+def _rendered(
+    items: Sequence[tuple[Definition, tuple[Definition, ...]]],
+    priority: int,
+    source: str,
+    small_body_lines: int,
+) -> list[ContextChunk]:
+    """Definitions as chunks of one source, ranked in the order given."""
     return [
         _chunk(
-            PRIORITY_CALLEE,
+            priority,
             definition,
             render_definition(definition, siblings, small_body_lines),
-            "callee",
+            source,
             rank,
         )
-        for rank, (definition, siblings) in enumerate(
-            _callee_definitions(index, rel, language, parsed, text, offset, resolution)
-        )
+        for rank, (definition, siblings) in enumerate(items)
     ]
 
 
@@ -629,21 +635,15 @@ def _definition_chunks(
     near = _near_tokens(text, offset, options.near_lines, parsed.imports)
     resolution = resolve_imports(index, rel, language, parsed.imports, parsed.package)
     callees = _callee_definitions(index, rel, language, parsed, text, offset, resolution)
-    rendered: list[tuple[str, str]] = []
-    for rank, (definition, siblings) in enumerate(callees):
-        body = render_definition(definition, siblings, options.small_body_lines)
-        rendered.append((body, definition.path))
-        chunks.append(_chunk(PRIORITY_CALLEE, definition, body, "callee", rank))
+    chunks.extend(_rendered(callees, PRIORITY_CALLEE, "callee", options.small_body_lines))
     shown = {(d.path, d.start_line) for d, _ in callees}
     imported = [
         item
         for item in _imported_definitions(index, rel, resolution, near)
         if (item[0].path, item[0].start_line) not in shown
     ][: options.max_definitions]
-    for rank, (definition, siblings) in enumerate(imported):
-        body = render_definition(definition, siblings, options.small_body_lines)
-        rendered.append((body, definition.path))
-        chunks.append(_chunk(PRIORITY_IMPORTED, definition, body, "import", rank))
+    chunks.extend(_rendered(imported, PRIORITY_IMPORTED, "import", options.small_body_lines))
+    rendered = [(chunk.text, chunk.path) for chunk in chunks]
     taken = {(d.path, d.start_line) for d, _ in imported} | shown
     preferred = set(resolution.files())
     types = _type_definitions(
@@ -656,9 +656,7 @@ def _definition_chunks(
         skip_names={d.name for d, _ in imported} | {d.name for d, _ in callees},
         limit=options.max_types,
     )
-    for rank, (definition, siblings) in enumerate(types):
-        body = render_definition(definition, siblings, options.small_body_lines)
-        chunks.append(_chunk(PRIORITY_TYPES, definition, body, "type", rank))
+    chunks.extend(_rendered(types, PRIORITY_TYPES, "type", options.small_body_lines))
     return chunks
 
 
