@@ -302,6 +302,44 @@ class CompletionSettings:
             maximum=64,
         ),
     )
+    candidates: int = field(
+        default=1,
+        metadata=_doc(
+            "Distinct suggestions offered at once, best first (VS Code cycles them with "
+            "Alt+] / Alt+[). The local model generates them together from one evaluated "
+            "prompt (extra llama.cpp sequences sharing its KV cache), within the same time "
+            "budget; remote backends offer one.",
+            minimum=1,
+            maximum=5,
+        ),
+    )
+    prefetch: bool = field(
+        default=True,
+        metadata=_doc(
+            "While a suggestion is shown and nothing else runs, compute in the background "
+            "the one that follows it as if it were accepted, so that the request after an "
+            "accept (Tab) is answered with no model work. Any keystroke stops it within one "
+            "batch or token."
+        ),
+    )
+    token_healing: bool = field(
+        default=True,
+        metadata=_doc(
+            "Token healing (local model): when the text before the cursor ends inside a "
+            "token (`self.na`, `import numpy as n`), the prompt stops at the last whole "
+            "token and the first generated tokens are constrained to spell the removed "
+            "characters, so the model is not forced to continue from an unnatural split."
+        ),
+    )
+    follow_popup: bool = field(
+        default=True,
+        metadata=_doc(
+            "When the editor's completion popup has an item selected (VS Code's "
+            "`selectedCompletionInfo`), the suggestion continues the text as if that item "
+            "were inserted and starts with it (or nothing is shown). When false the popup "
+            "selection is ignored."
+        ),
+    )
     cache_size: int = field(
         default=256,
         metadata=_doc(
@@ -352,6 +390,24 @@ class ContextSettings:
             maximum=100_000_000,
         ),
     )
+    recent_edits: int = field(
+        default=4,
+        metadata=_doc(
+            "Most hunks of what was recently changed elsewhere (other files, or far from the "
+            "cursor) put into the prompt as context, ranked with the rest of it; they change "
+            "only when an edit lands elsewhere, so typing keeps its KV cache. 0 turns it off.",
+            minimum=0,
+            maximum=32,
+        ),
+    )
+    recent_edits_minutes: int = field(
+        default=10,
+        metadata=_doc(
+            "Edits older than this many minutes are no longer offered as context.",
+            minimum=1,
+            maximum=1440,
+        ),
+    )
     complete_excluded: tuple[str, ...] = field(
         default=(),
         metadata=_doc(
@@ -359,6 +415,21 @@ class ContextSettings:
             "completions at all, since their own text would be the prompt. Files matching "
             "these .gitignore patterns get them anyway (credentials in the text are still "
             "redacted)."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    """Acceptance statistics, kept on this machine only."""
+
+    enable: bool = field(
+        default=True,
+        metadata=_doc(
+            "Count shown and accepted suggestions (counts, lengths and latencies only, never "
+            "code) in the user's data directory, per language, model and backend, for "
+            "`codellama-lsp stats` and the VS Code status tooltip. Nothing is ever sent "
+            "anywhere."
         ),
     )
 
@@ -378,6 +449,7 @@ class Settings:
     backend: BackendSettings = field(default_factory=BackendSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
+    stats: StatsSettings = field(default_factory=StatsSettings)
 
 
 # -- the schema, derived from the dataclasses -------------------------------------------

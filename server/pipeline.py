@@ -72,7 +72,7 @@ async def suggest(
     request_id = ls.protocol.msg_id
     doc, cursor = to_input(ls, uri, position, invoked)
     replaced: tuple[Position, Position] | None = None
-    if selected is not None:
+    if selected is not None and ls.settings.completion.follow_popup:
         doc, replaced = with_selected(ls, doc, selected)
     if not ls.settings.enable:
         return None

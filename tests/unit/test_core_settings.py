@@ -56,12 +56,19 @@ KEYS = [
     "completion.timeBudgetMs",
     "completion.debounceMs",
     "completion.promptLookup",
+    "completion.candidates",
+    "completion.prefetch",
+    "completion.tokenHealing",
+    "completion.followPopup",
     "completion.cacheSize",
     "context.enable",
     "context.maxTokens",
     "context.exclude",
     "context.maxFileBytes",
+    "context.recentEdits",
+    "context.recentEditsMinutes",
     "context.completeExcluded",
+    "stats.enable",
 ]
 
 
