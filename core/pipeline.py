@@ -78,6 +78,15 @@ class Answer:
     prompt: Prompt | None = None
     #: None unless the model ran.
     result: CompletionResult | None = None
+    #: Further distinct suggestions after ``suggestion``, best first (``completion.candidates``).
+    alternatives: tuple[str, ...] = ()
+
+    @property
+    def suggestions(self) -> tuple[str, ...]:
+        """Everything to offer, best first; empty when there is nothing to show."""
+        if self.suggestion is None:
+            return ()
+        return (self.suggestion, *self.alternatives)
 
     def log_fields(self) -> str:
         """One log line's worth of fields, the same for the server and the CLI."""

@@ -25,9 +25,8 @@ async def text_document_inline_completion(
     end = suggestion.replaces_to or at
     return types.InlineCompletionList(
         items=[
-            types.InlineCompletionItem(
-                insert_text=suggestion.text, range=types.Range(start=at, end=end)
-            )
+            types.InlineCompletionItem(insert_text=text, range=types.Range(start=at, end=end))
+            for text in suggestion.texts
         ]
     )
 

@@ -46,10 +46,20 @@ class JsonRpcRequestFailed(JsonRpcException):
 
 @dataclass(frozen=True)
 class Suggestion:
-    text: str
+    """What to show at ``position``: one or more candidate texts, best first."""
+
+    texts: tuple[str, ...]
     position: types.Position
     #: Where the text it replaces ends (the editor's selected popup item), else None.
     replaces_to: types.Position | None = None
+    #: How the answer was found (``model``, ``typed_through``, ``cache``, ``prefetch``).
+    source: str = "model"
+    #: From the request's arrival to the answer, milliseconds.
+    latency_ms: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return self.texts[0]
 
 
 async def suggest(
@@ -88,17 +98,24 @@ async def suggest(
     log.info("%s id=%s %s", method, request_id, answer.log_fields())
     if answer.suggestion is None or mine.cancel.is_set():
         return None
+    texts = answer.suggestions
     if replaced is not None:
-        if not answer.suggestion.strip():
-            return None  # the popup already shows the item alone
-        start, end = replaced
+        # A candidate of only blanks adds nothing: the popup already shows the item alone.
         assert selected is not None
+        texts = tuple(selected.text + text for text in texts if text.strip())
+        if not texts:
+            return None
+        start, end = replaced
         return Suggestion(
-            selected.text + answer.suggestion,
+            texts,
             types.Position(start.line, start.character),
             types.Position(end.line, end.character),
+            answer.source,
+            answer.total_ms,
         )
-    return Suggestion(answer.suggestion, types.Position(cursor.line, cursor.character))
+    return Suggestion(
+        texts, types.Position(cursor.line, cursor.character), None, answer.source, answer.total_ms
+    )
 
 
 def with_selected(
