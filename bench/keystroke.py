@@ -51,6 +51,7 @@ from typing import IO, Any
 # package: it is imported from the repository root (see tests/support/__init__.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from codellama_lsp.core.stats import STATS_DIR_ENV
 from tests.support.llama_server import (
     LlamaServerProcess,
     ensure_llama_server,
@@ -221,9 +222,13 @@ def resolve_model(args: argparse.Namespace) -> Path:
 class LspClient:
     """Just enough JSON-RPC over stdio to drive our server and read its log lines."""
 
+    #: Benchmark sessions' acceptance counts stay out of the user's own statistics.
+    STATS_DIR = tempfile.mkdtemp(prefix="codellama-lsp-bench-stats-")
+
     def __init__(self, command: list[str]) -> None:
+        env = {**os.environ, STATS_DIR_ENV: os.environ.get(STATS_DIR_ENV, self.STATS_DIR)}
         self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
         self.log_lines: queue.Queue[str] = queue.Queue()
@@ -327,6 +332,8 @@ class Sample:
     #: llama-server: prompt_ms), which leaves out how many tokens each one generates.
     ttft_ms: float
     text: str = ""
+    #: Inline items offered (``completion.candidates``).
+    items: int = 0
 
 
 @dataclass
@@ -348,8 +355,11 @@ def run_ours(
     line: int,
     col: int,
     prompt_lookup: int = 0,
+    variant: tuple[str, dict[str, Any]] | None = None,
 ) -> Run:
     run = Run(f"ours + lookup {prompt_lookup}" if prompt_lookup else "ours")
+    if variant is not None:
+        run.name = variant[0]
     command = [sys.executable, "-m", "codellama_lsp.server", "--stdio", "--model", str(model)]
     client = LspClient(command)
     try:
@@ -365,6 +375,8 @@ def run_ours(
             },
             "context": {"enable": args.context},
         }
+        if variant is not None:
+            _merge(options, variant[1])
         client.call(
             "initialize",
             {
@@ -424,7 +436,7 @@ def run_ours(
             if "error" in answer:
                 raise RuntimeError(f"inlineCompletion failed: {answer['error']}")
             items = (answer.get("result") or {}).get("items") or []
-            sample = _our_sample(client, rid, latency, items[0]["insertText"] if items else "")
+            sample = _our_sample(client, rid, latency, items)
             if i == 0:
                 run.cold = sample
             else:
@@ -454,9 +466,7 @@ def run_ours(
             answer = client.response(rid)
             latency = (time.perf_counter() - t0) * 1000
             items = (answer.get("result") or {}).get("items") or []
-            run.through.append(
-                _our_sample(client, rid, latency, items[0]["insertText"] if items else "")
-            )
+            run.through.append(_our_sample(client, rid, latency, items))
         last = client.call("codellama/lastPrompt", None).get("result") or {}
         run.answers = dict(last.get("answers") or {})
     finally:
@@ -464,11 +474,35 @@ def run_ours(
     return run
 
 
-def _our_sample(client: LspClient, rid: int, latency: float, text: str) -> Sample:
+def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    """``extra``'s settings over ``into``'s, section by section."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _variant(spec: str) -> tuple[str, dict[str, Any]]:
+    """``NAME=JSON`` from the command line: a name for the report and settings over ours."""
+    name, sep, raw = spec.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=JSON, got {spec!r}")
+    try:
+        settings = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"{name}: bad JSON: {exc}") from exc
+    if not isinstance(settings, dict):
+        raise argparse.ArgumentTypeError(f"{name}: settings must be a JSON object")
+    return name, settings
+
+
+def _our_sample(client: LspClient, rid: int, latency: float, items: list[dict[str, Any]]) -> Sample:
+    text = items[0]["insertText"] if items else ""
     fields = client.log_fields(rid)
-    if fields is not None and fields.get("source") in ("typed_through", "cache"):
+    if fields is not None and fields.get("source") in ("typed_through", "cache", "prefetch"):
         # No model work: nothing evaluated or generated.
-        return Sample(latency, 0, 0, 0, float(fields["total_ms"]), 0.0, text)
+        return Sample(latency, 0, 0, 0, float(fields["total_ms"]), 0.0, text, len(items))
     if fields is not None:
         return Sample(
             latency,
@@ -478,6 +512,7 @@ def _our_sample(client: LspClient, rid: int, latency: float, text: str) -> Sampl
             float(fields["total_ms"]),
             float(fields["ttft_ms"]),
             text,
+            len(items),
         )
     last = client.call("codellama/lastPrompt", None).get("result")
     if not last:
@@ -491,6 +526,7 @@ def _our_sample(client: LspClient, rid: int, latency: float, text: str) -> Sampl
         float(last["totalMs"]),
         float(last["ttftMs"]),
         text,
+        len(items),
     )
 
 
@@ -594,6 +630,29 @@ def report_extra(ours: Run, lookup: Run | None, out: IO[str]) -> None:
     out.write(f"identical suggestions: {same}/{len(ours.keys)}\n")
 
 
+def report_variants(ours: Run, variants: list[Run], out: IO[str]) -> None:
+    """Our default settings against each ``--variant``, over the same typed keystrokes."""
+    out.write("\nour settings variants over the typed keystrokes:\n")
+    names = ["ours", *(run.name for run in variants)]
+    width = max(12, *(len(name) + 2 for name in names))
+    out.write(f"{'':<30}" + "".join(f"{name:>{width}}" for name in names) + "\n")
+    runs = [ours, *variants]
+    for name, pick in (
+        ("median latency (ms)", lambda r: statistics.median(s.latency_ms for s in r.keys)),
+        ("p90 latency (ms)", lambda r: p90([s.latency_ms for s in r.keys])),
+        ("median server total (ms)", lambda r: statistics.median(s.server_ms for s in r.keys)),
+        ("median server ttft (ms)", lambda r: statistics.median(s.ttft_ms for s in r.keys)),
+        ("median tokens evaluated", lambda r: statistics.median(s.evaluated for s in r.keys)),
+        ("median tokens generated", lambda r: statistics.median(s.generated for s in r.keys)),
+        ("median suggestions shown", lambda r: statistics.median(s.items for s in r.keys)),
+        ("cold prompt (ms)", lambda r: r.cold.latency_ms if r.cold else float("nan")),
+    ):
+        out.write(f"{name:<30}" + "".join(f"{pick(run):>{width}.1f}" for run in runs) + "\n")
+    for run in variants:
+        same = sum(a.text == b.text for a, b in zip(ours.keys, run.keys, strict=True))
+        out.write(f"first suggestion identical to ours ({run.name}): {same}/{len(ours.keys)}\n")
+
+
 def report(ours: Run, llama: Run, out: IO[str]) -> None:
     header = (
         f"{'key':>5} {'char':>4} | {'ours eval':>9} {'prompt':>6} {'gen':>3} {'ms':>8} "
@@ -669,6 +728,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="also replay with completion.promptLookup N and compare (0: skip)",
     )
+    parser.add_argument(
+        "--variant",
+        type=_variant,
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="also replay ours with these settings on top and compare, e.g. "
+        """'heal off={"completion": {"tokenHealing": false}}' (repeatable)""",
+    )
     args = parser.parse_args(argv)
 
     binary = ensure_llama_server()
@@ -683,6 +751,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.prompt_lookup > 0
             else None
         )
+        variants = [
+            run_ours(args, model, workspace, text, line, col, variant=variant)
+            for variant in args.variant
+        ]
     llama = run_llama(args, model, text, line, col)
 
     out = sys.stdout
@@ -701,6 +773,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write("\n")
     report(ours, llama, out)
     report_extra(ours, lookup, out)
+    if variants:
+        report_variants(ours, variants, out)
     return 0
 
 

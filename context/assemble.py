@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePath
 
+from .edits import RecentEdit, edit_chunks, render_edits
 from .index import RepositoryIndex
 from .languages import comment_prefix
-from .packing import ContextChunk, TokenCounter, estimate_tokens, path_line
+from .packing import ContextChunk, TokenCounter, estimate_tokens, pack_chunks, path_line, render
 from .prompt import FileView, fim_input, sticky_prefix_start, take_view, view_still_serves
 from .retrieval import (
     RecentFile,
@@ -50,6 +51,13 @@ class PromptParts:
     #: The "view" layout: the call's definition written after the view, when the kept
     #: context lacks it (only this and the near windows are then evaluated anew).
     pinned: str = ""
+    #: The recent edits offered (``context/edits.py``): the edit section is written
+    #: anew only when these change, never because of typing at the cursor.
+    edits: tuple[RecentEdit, ...] = ()
+    #: The hunks shown, written after the view ("window" layout: after the repository).
+    edit_text: str = ""
+    #: Tokens the edit section may take without crowding the repository context.
+    edit_room: int = 0
 
 
 #: Chunk sources whose appearance or change makes the context worth rebuilding.
@@ -102,6 +110,55 @@ def _keeps_context(previous: PromptParts, budget: int, chunks: Sequence[ContextC
     return previous.context_budget == budget and not context_changed(previous.chunks, chunks)
 
 
+#: Tokens kept free for hunks still to come while the user is editing, so that an
+#: edit elsewhere only adds its hunk instead of rebuilding the repository context.
+_EDIT_SLACK_TOKENS = 256
+
+
+def _edit_reserve(budget: int, edits: Sequence[RecentEdit]) -> int:
+    return min(budget // 4, _EDIT_SLACK_TOKENS) if edits else 0
+
+
+@dataclass(frozen=True)
+class _EditSection:
+    text: str
+    chunks: tuple[ContextChunk, ...]
+    tokens: int
+    #: Every hunk fit whole.
+    whole: bool
+
+
+def _pack_edits(
+    edits: Sequence[RecentEdit],
+    room: int,
+    comment: str,
+    index: RepositoryIndex | None,
+    count_tokens: TokenCounter,
+) -> _EditSection:
+    """The hunks that fit ``room`` tokens, newest first, written oldest first."""
+    chunks = edit_chunks(edits, comment, lambda p: display_path(index, p))
+    if not chunks:
+        return _EditSection("", (), 0, True)
+    packed = pack_chunks(chunks, room, comment, count_tokens=count_tokens)
+    whole = packed.dropped == 0 and all(c in chunks for c in packed.chunks)
+    return _EditSection(render_edits(packed.chunks), packed.chunks, packed.tokens, whole)
+
+
+def _split(chunks: Sequence[ContextChunk]) -> tuple[ContextChunk, ...]:
+    """The repository's chunks, without the recent edits packed with them."""
+    return tuple(c for c in chunks if c.source != "edit")
+
+
+def _offered(
+    edits: Sequence[RecentEdit],
+    index: RepositoryIndex | None,
+    path: str | os.PathLike[str] | None,
+    context_tokens: int,
+) -> tuple[RecentEdit, ...]:
+    """Edits are context: none without an index, a path and a context budget."""
+    return tuple(edits) if index is not None and path is not None and context_tokens > 0 else ()
+
+
 def assemble(
     text: str,
     offset: int,
@@ -114,13 +171,16 @@ def assemble(
     context_tokens: int = 0,
     count_tokens: TokenCounter = estimate_tokens,
     previous: PromptParts | None = None,
+    edits: Sequence[RecentEdit] = (),
 ) -> PromptParts:
     """Prefix and suffix windows around ``offset`` plus repository context for ``path``.
 
     ``previous`` is the last request's parts for the same document: its prefix
     window start and its context are kept while they still fit and the context
     has not changed materially (:func:`context_changed`), so that consecutive
-    prompts share the longest token prefix.
+    prompts share the longest token prefix.  ``edits`` (recent hunks elsewhere)
+    are written after the repository chunks; when only they change, only their
+    section is written anew.
     """
     start = sticky_prefix_start(
         text, offset, max_prefix_chars, previous.prefix_start if previous else None
@@ -128,21 +188,60 @@ def assemble(
     fim = fim_input(text, offset, max_prefix_chars, max_suffix_chars, start)
     if index is None or path is None or context_tokens <= 0:
         return PromptParts("", fim.prefix, fim.suffix, prefix_start=start)
+    offered = _offered(edits, index, path, context_tokens)
+    comment = comment_prefix(PurePath(path))
+    trailer = path_line(comment, display_path(index, path))
+    budget = context_tokens - count_tokens(trailer)
     packed = build_context_chunks(
         index,
         path,
         text,
         offset,
         recent,
-        context_tokens,
+        budget - _edit_reserve(budget, offered),
         count_tokens=count_tokens,
         options=RetrievalOptions(prefix_chars=max_prefix_chars, suffix_chars=max_suffix_chars),
+        include_current_path=False,
+        extra=edit_chunks(offered, comment, lambda p: display_path(index, p)),
     )
-    if previous is not None and _keeps_context(previous, context_tokens, packed.chunks):
-        kept = replace(previous, prefix=fim.prefix, suffix=fim.suffix, prefix_start=start)
-        return replace(kept, context_kept=True)
+    repo_chunks = _split(packed.chunks)
+    if previous is not None and _keeps_context(previous, context_tokens, repo_chunks):
+        section = _EditSection(previous.edit_text, (), 0, True)
+        if offered != previous.edits:
+            section = _pack_edits(offered, previous.edit_room, comment, index, count_tokens)
+        if section.whole:
+            held = previous.chunks if offered == previous.edits else _split(previous.chunks)
+            body = previous.repository + section.text
+            return replace(
+                previous,
+                context=body + trailer if body else "",
+                prefix=fim.prefix,
+                suffix=fim.suffix,
+                prefix_start=start,
+                context_kept=True,
+                chunks=held + section.chunks if offered != previous.edits else held,
+                edits=offered,
+                edit_text=section.text,
+            )
+    repository = render(repo_chunks, comment, None)
+    repo_tokens = packed.tokens if len(repo_chunks) == len(packed.chunks) else 0
+    if repository and not repo_tokens:
+        repo_tokens = count_tokens(repository)
+    room = budget - repo_tokens
+    section = _pack_edits(offered, room, comment, index, count_tokens)
+    body = repository + section.text
     return PromptParts(
-        packed.text, fim.prefix, fim.suffix, packed.chunks, packed.tokens, start, context_tokens
+        body + trailer if body else "",
+        fim.prefix,
+        fim.suffix,
+        repo_chunks + section.chunks,
+        repo_tokens + section.tokens,
+        start,
+        context_tokens,
+        repository=repository,
+        edits=offered,
+        edit_text=section.text,
+        edit_room=room,
     )
 
 
@@ -241,12 +340,17 @@ def plan_view(
 _PINNED_MAX_CHARS = 600
 
 
-def _view_head(repository: str, view: FileView, pinned: str, comment: str, shown_path: str) -> str:
-    """``repository · view · pinned callee``, each labelled with its path."""
+def _view_head(
+    repository: str, view: FileView, edits: str, pinned: str, comment: str, shown_path: str
+) -> str:
+    """``repository · view · recent edits · pinned callee``, each labelled with its path.
+
+    The edits come after the view: a new hunk elsewhere re-evaluates only itself,
+    the pinned callee and the near windows, not the repository and the view.
+    """
     body = view.text if view.text.endswith("\n") or not view.text else view.text + "\n"
-    return (
-        repository + path_line(comment, shown_path) + body + pinned + path_line(comment, shown_path)
-    )
+    head = repository + path_line(comment, shown_path) + body
+    return head + edits + pinned + path_line(comment, shown_path)
 
 
 def _pinned_callee(
@@ -281,6 +385,7 @@ def assemble_view(
     recent: Sequence[RecentFile] = (),
     count_tokens: TokenCounter = estimate_tokens,
     previous: PromptParts | None = None,
+    edits: Sequence[RecentEdit] = (),
 ) -> PromptParts:
     """The "view" layout: repository context, a sticky view of the file, small near windows.
 
@@ -292,6 +397,9 @@ def assemble_view(
     start (and so the tokens before the first edit), when the cursor leaves
     the view, the edited lines add up to a near window, or the budget falls
     below half (a different budget is otherwise used from the next renewal on).
+    ``edits`` (recent hunks elsewhere) are ranked with the repository context when
+    it is taken and written after the view; when only they change, only their
+    section is written anew, in the room the repository left (else it is renewed).
     """
     near_start = sticky_prefix_start(
         text, offset, plan.near_prefix_chars, previous.prefix_start if previous else None
@@ -311,11 +419,16 @@ def assemble_view(
                 context_tokens=plan.context_tokens,
                 count_tokens=count_tokens,
                 previous=previous if previous is not None and previous.view is None else None,
+                edits=edits,
             ),
             prompt_budget=budget,
         )
     stale = max(256, plan.near_prefix_chars)
     old = previous.view if previous is not None else None
+    offered = _offered(edits, index, path, plan.context_tokens)
+    comment = comment_prefix(PurePath(path)) if path is not None else "#"
+    shown_path = display_path(index, path) if path is not None else "untitled"
+    section: _EditSection | None = None
     if (
         previous is not None
         and old is not None
@@ -324,26 +437,34 @@ def assemble_view(
         and previous.prompt_budget // 2 <= budget
         and view_still_serves(old, text, offset, stale)
     ):
-        pinned = _pinned_callee(index, path, text, offset, previous.chunks)
-        context = previous.context
-        if pinned != previous.pinned:
-            comment = comment_prefix(PurePath(path)) if path is not None else "#"
-            shown_path = display_path(index, path) if path is not None else "untitled"
-            context = _view_head(previous.repository, old, pinned, comment, shown_path)
-        return replace(
-            previous,
-            context=context,
-            prefix=fim.prefix,
-            suffix=fim.suffix,
-            prefix_start=near_start,
-            context_kept=True,
-            pinned=pinned,
-        )
+        if offered != previous.edits:
+            section = _pack_edits(offered, previous.edit_room, comment, index, count_tokens)
+        if section is None or section.whole:
+            pinned = _pinned_callee(index, path, text, offset, previous.chunks)
+            context, held, edit_text = previous.context, previous.chunks, previous.edit_text
+            if section is not None:
+                held, edit_text = _split(previous.chunks) + section.chunks, section.text
+            if pinned != previous.pinned or edit_text != previous.edit_text:
+                context = _view_head(
+                    previous.repository, old, edit_text, pinned, comment, shown_path
+                )
+            return replace(
+                previous,
+                context=context,
+                prefix=fim.prefix,
+                suffix=fim.suffix,
+                prefix_start=near_start,
+                context_kept=True,
+                pinned=pinned,
+                chunks=held,
+                edits=offered,
+                edit_text=edit_text,
+            )
+        # A new hunk that does not fit the room left: the context is taken again.
     view = take_view(text, offset, plan.before_chars, plan.after_chars, old)
-    comment = comment_prefix(PurePath(path)) if path is not None else "#"
-    shown_path = display_path(index, path) if path is not None else "untitled"
-    repository, tokens, kept = "", 0, False
+    repository, tokens, kept, room = "", 0, False, plan.context_tokens
     chunks: tuple[ContextChunk, ...] = ()
+    section = _EditSection("", (), 0, True)
     if index is not None and path is not None and plan.context_tokens > 0:
         before = offset - view.start
         packed = build_context_chunks(
@@ -352,36 +473,46 @@ def assemble_view(
             text,
             offset,
             recent,
-            plan.context_tokens,
+            plan.context_tokens - _edit_reserve(plan.context_tokens, offered),
             count_tokens=count_tokens,
             options=RetrievalOptions(prefix_chars=before, suffix_chars=len(view.text) - before),
             include_current_path=False,
+            extra=edit_chunks(offered, comment, lambda p: display_path(index, p)),
         )
+        repo_chunks = _split(packed.chunks)
         if (
             previous is not None
             and previous.prompt_budget == budget
             and previous.view is not None
-            and not context_changed(previous.chunks, packed.chunks)
+            and not context_changed(previous.chunks, repo_chunks)
         ):
-            repository, chunks, tokens, kept = (
-                previous.repository,
-                previous.chunks,
-                previous.context_tokens,
-                True,
-            )
-        else:
-            repository, chunks, tokens = packed.text, packed.chunks, packed.tokens
-    head = _view_head(repository, view, "", comment, shown_path)
+            room = previous.edit_room
+            section = _pack_edits(offered, room, comment, index, count_tokens)
+            kept = section.whole or offered == previous.edits
+            if kept:
+                repository, chunks = previous.repository, _split(previous.chunks)
+                tokens = previous.context_budget - room
+        if not kept:
+            repository, chunks = render(repo_chunks, comment, None), repo_chunks
+            tokens = packed.tokens if len(repo_chunks) == len(packed.chunks) else 0
+            if repository and not tokens:
+                tokens = count_tokens(repository)
+            room = plan.context_tokens - tokens
+            section = _pack_edits(offered, room, comment, index, count_tokens)
+    head = _view_head(repository, view, section.text, "", comment, shown_path)
     return PromptParts(
         context=head,
         prefix=fim.prefix,
         suffix=fim.suffix,
-        chunks=chunks,
-        context_tokens=tokens,
+        chunks=chunks + section.chunks,
+        context_tokens=tokens + section.tokens,
         prefix_start=near_start,
         context_budget=plan.context_tokens,
         context_kept=kept,
         view=view,
         repository=repository,
         prompt_budget=budget,
+        edits=offered,
+        edit_text=section.text,
+        edit_room=room,
     )

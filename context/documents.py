@@ -213,12 +213,17 @@ class Document:
         start = self._lines.start(line)
         return Position(line, units_len(self.text[start:offset], self.encoding))
 
-    def apply(self, change: TextChange) -> None:
-        """Apply one change; a range that does not fit the document raises."""
+    def apply(self, change: TextChange) -> tuple[int, int, int]:
+        """Apply one change; a range that does not fit the document raises.
+
+        Returns ``(start, end, new_end)``: the old text's ``[start, end)`` is now
+        ``[start, new_end)`` (what the edit history needs to find the hunk).
+        """
         if change.range is None:
+            old_length = len(self.text)
             self.text = change.text
             self._lines = LineIndex(self.text)
-            return
+            return 0, old_length, len(self.text)
         start_pos, end_pos = change.range.start, change.range.end
         if (end_pos.line, end_pos.character) < (start_pos.line, start_pos.character):
             raise InvalidEditError(
@@ -237,6 +242,11 @@ class Document:
         start = self.offset_at(start_pos, clamp_line=True)
         end = self.offset_at(end_pos, clamp_line=True)
         self._splice(start, end, change.text)
+        return start, end, start + len(change.text)
+
+    def line_of(self, offset: int) -> int:
+        """The line holding ``offset`` (zero-based), from the line index."""
+        return self._lines.line_of(max(0, min(offset, len(self.text))))
 
     def _splice(self, start: int, end: int, new_text: str) -> None:
         self.text = self.text[:start] + new_text + self.text[end:]
@@ -270,8 +280,14 @@ class DocumentStore:
     def is_out_of_sync(self, uri: str) -> bool:
         return uri in self._out_of_sync
 
-    def change(self, uri: str, version: int, changes: list[TextChange]) -> Document:
-        """Apply changes in order.
+    def change(
+        self,
+        uri: str,
+        version: int,
+        changes: list[TextChange],
+        spans: list[tuple[int, int, int]] | None = None,
+    ) -> Document:
+        """Apply changes in order; each applied one's span is appended to ``spans``.
 
         After a rejected edit the copy no longer matches the client's, so later
         incremental edits are ignored until a full-text change or a reopen.
@@ -281,13 +297,17 @@ class DocumentStore:
             raise InvalidEditError(f"didChange for {uri}, which is not open")
         for change in changes:
             if change.range is None:
-                doc.apply(change)
+                span = doc.apply(change)
+                if spans is not None:
+                    spans.append(span)
                 self._out_of_sync.discard(uri)
                 continue
             if uri in self._out_of_sync:
                 continue
             try:
-                doc.apply(change)
+                span = doc.apply(change)
+                if spans is not None:
+                    spans.append(span)
             except InvalidEditError:
                 self._out_of_sync.add(uri)
                 raise

@@ -17,8 +17,11 @@ TokenCounter = Callable[[str], int]
 PRIORITY_CALLEE = 0
 PRIORITY_IMPORTED = 1
 PRIORITY_TYPES = 2
-PRIORITY_OUTLINE = 3
-PRIORITY_NEIGHBOUR = 4
+#: What the user changed recently elsewhere (``context/edits.py``): the code being
+#: written follows from it, so it goes before outlines and look-alike snippets.
+PRIORITY_EDIT = 3
+PRIORITY_OUTLINE = 4
+PRIORITY_NEIGHBOUR = 5
 
 
 def estimate_tokens(text: str) -> int:
@@ -35,7 +38,7 @@ class ContextChunk:
     start_line: int
     end_line: int
     text: str
-    #: Where it came from: "import", "type", "outline" or "neighbour".
+    #: Where it came from: "callee", "import", "type", "edit", "outline" or "neighbour".
     source: str
     name: str = ""
     #: Selection order inside a priority (lower is chosen first); never affects output order.

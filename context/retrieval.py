@@ -721,9 +721,13 @@ def build_context_chunks(
     count_tokens: TokenCounter = estimate_tokens,
     options: RetrievalOptions | None = None,
     include_current_path: bool = True,
+    extra: Sequence[ContextChunk] = (),
 ) -> PackedContext:
-    """Retrieve and pack; the structured result keeps the chosen chunks for inspection."""
-    chunks = retrieve(index, path, text, offset, recent, options=options)
+    """Retrieve and pack; the structured result keeps the chosen chunks for inspection.
+
+    ``extra`` chunks (recent edits) are ranked with the retrieved ones by priority.
+    """
+    chunks = retrieve(index, path, text, offset, recent, options=options) + list(extra)
     current = display_path(index, path) if include_current_path else None
     return pack_chunks(
         chunks,

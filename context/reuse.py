@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,20 @@ class ShownSuggestion:
     text: str
     offset: int
     suggestion: str
+    #: The other candidates shown with it, best first.
+    alternatives: tuple[str, ...] = ()
+
+
+def typed_through_all(shown: ShownSuggestion | None, text: str, offset: int) -> tuple[str, ...]:
+    """The rest of every shown candidate whose beginning the user typed, best first."""
+    if shown is None:
+        return ()
+    found = []
+    for candidate in (shown.suggestion, *shown.alternatives):
+        rest = typed_through(ShownSuggestion(shown.text, shown.offset, candidate), text, offset)
+        if rest is not None and rest not in found:
+            found.append(rest)
+    return tuple(found)
 
 
 def typed_through(shown: ShownSuggestion | None, text: str, offset: int) -> str | None:
@@ -41,7 +56,10 @@ def typed_through(shown: ShownSuggestion | None, text: str, offset: int) -> str 
     return shown.suggestion[typed:]
 
 
-class SuggestionCache:
+V = TypeVar("V")
+
+
+class SuggestionCache(Generic[V]):
     """Least-recently-used suggestions keyed by everything that decides the prompt.
 
     Thread-safe: looked up from worker threads.  A stored None means the model
@@ -50,12 +68,12 @@ class SuggestionCache:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[Hashable, str | None] = OrderedDict()
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> tuple[bool, str | None]:
+    def get(self, key: Hashable) -> tuple[bool, V | None]:
         """``(found, suggestion)``."""
         with self._lock:
             if key not in self._items:
@@ -65,7 +83,7 @@ class SuggestionCache:
             self.hits += 1
             return True, self._items[key]
 
-    def put(self, key: Hashable, suggestion: str | None) -> None:
+    def put(self, key: Hashable, suggestion: V) -> None:
         if self.capacity <= 0:
             return
         with self._lock:

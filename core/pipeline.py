@@ -26,15 +26,22 @@ from codellama_lsp.context.assemble import (
     plan_view,
     prompt_budget,
 )
+from codellama_lsp.context.edits import RecentEdit
 from codellama_lsp.context.index import RepositoryIndex
 from codellama_lsp.context.postprocess import StopChecker, decide_policy, finish_generated
 from codellama_lsp.context.redact import redact
 from codellama_lsp.context.retrieval import RecentFile
-from codellama_lsp.context.reuse import typed_through
-from codellama_lsp.quant.backend import Backend, BackendInfo, CompletionRequest, CompletionResult
+from codellama_lsp.context.reuse import typed_through_all
+from codellama_lsp.quant.backend import (
+    Backend,
+    BackendInfo,
+    CompletionRequest,
+    CompletionResult,
+    StopRule,
+)
 
 from .settings import Settings
-from .state import CompletionState, LastPrompt, Prompt
+from .state import CompletionState, LastPrompt, Prefetched, Prompt
 
 
 class Budget(Protocol):
@@ -65,6 +72,8 @@ class CompletionInput:
     cursor: tuple[int, int] = (0, 0)
     #: A secret or excluded file (``context.workspace.blocks_completion``): never completed.
     excluded: bool = False
+    #: Recent hunks elsewhere (other files, or far from the cursor), oldest first.
+    edits: Sequence[RecentEdit] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,8 @@ class Answer:
             f"accepted_tokens={result.accepted_tokens} "
             f"build_prompt_ms={prompt.build_ms + result.tokenize_ms:.1f} ttft_ms={ttft:.1f} "
             f"total_ms={self.total_ms:.1f} stop={result.stop_reason}"
+            f"{f' candidates={len(self.suggestions)}' if result.alternatives else ''}"
+            f"{f' healed={result.healed!r}' if result.healed else ''}"
         )
 
 
@@ -142,14 +153,28 @@ def complete(
 
 
 def reuse(doc: CompletionInput, state: CompletionState, started: float) -> Answer | None:
-    """The rest of the suggestion on screen, when the user typed its beginning."""
-    remainder = None if doc.invoked else typed_through(state.shown(doc.key), doc.text, doc.offset)
-    if remainder is None:
+    """An answer without model work: the rest of the suggestion on screen when the user
+    typed its beginning, or what was computed ahead for this text (an accept)."""
+    if doc.invoked:
         state.hide(doc.key)
         return None
-    state.show(doc.key, doc.text, doc.offset, remainder)
-    state.count("typed_through")
-    return Answer(remainder, "typed_through", _since(started))
+    remainders = typed_through_all(state.shown(doc.key), doc.text, doc.offset)
+    if remainders:
+        first, *others = remainders
+        state.show(doc.key, doc.text, doc.offset, first, tuple(others))
+        state.count("typed_through")
+        return Answer(first, "typed_through", _since(started), alternatives=tuple(others))
+    state.hide(doc.key)
+    ahead = state.take_prefetched(doc.key, doc.text, doc.offset)
+    if ahead is None:
+        return None
+    state.remember(doc.key, ahead.parts)  # the prompt the KV cache now holds
+    state.count("prefetch")
+    if not ahead.suggestions:
+        return Answer(None, "prefetch", _since(started))
+    first, *others = ahead.suggestions
+    state.show(doc.key, doc.text, doc.offset, first, tuple(others))
+    return Answer(first, "prefetch", _since(started), alternatives=tuple(others))
 
 
 def run_model(
@@ -162,14 +187,50 @@ def run_model(
 ) -> Answer:
     """build_prompt → cached → generate → postprocess → record; blocks."""
     prompt = build_prompt(doc, settings, backend, state)
-    found, suggestion = state.cache.get(prompt.cache_key)
+    found, suggestions = state.cache.get(prompt.cache_key)
     if found:
-        return record(doc, state, prompt, None, suggestion, backend, cancel, started)
+        return record(doc, state, prompt, None, suggestions or (), backend, cancel, started)
     result = generate(backend, prompt, cancel)
-    suggestion = postprocess(result, prompt)
+    suggestions = postprocess(result, prompt)
     if result.stop_reason not in ("cancelled", "time_budget"):
-        state.cache.put(prompt.cache_key, suggestion)  # a cut-short answer is not the answer
-    return record(doc, state, prompt, result, suggestion, backend, cancel, started)
+        state.cache.put(prompt.cache_key, suggestions)  # a cut-short answer is not the answer
+    return record(doc, state, prompt, result, suggestions, backend, cancel, started)
+
+
+def prefetch(
+    doc: CompletionInput,
+    accepted: str,
+    settings: Settings,
+    backend: Backend,
+    state: CompletionState,
+    cancel: threading.Event,
+) -> Prefetched | None:
+    """Compute the suggestion that follows ``accepted`` as if the user accepted it.
+
+    Stored for exactly that text and cursor, so the request after an accept is
+    answered from it by :func:`reuse` with no model work.  Nothing is shown and
+    the document's last prompt is left alone until then.  None when cancelled.
+    """
+    text = doc.text[: doc.offset] + accepted + doc.text[doc.offset :]
+    ahead = replace(doc, text=text, offset=doc.offset + len(accepted), invoked=False)
+    if state.has_prefetched(doc.key, ahead.text, ahead.offset):
+        return None
+    prompt = build_prompt(ahead, settings, backend, state)
+    # Aside: the local model keeps the prompt typing continues from in its KV cache.
+    prompt = replace(prompt, request=replace(prompt.request, aside=True))
+    found, cached = state.cache.get(prompt.cache_key)
+    if found:
+        suggestions = cached or ()
+    else:
+        result = generate(backend, prompt, cancel)
+        if result.stop_reason == "cancelled" or cancel.is_set():
+            return None
+        suggestions = postprocess(result, prompt)
+        if result.stop_reason != "time_budget":
+            state.cache.put(prompt.cache_key, suggestions)
+    stored = Prefetched(ahead.text, ahead.offset, suggestions, prompt.parts)
+    state.store_prefetched(doc.key, stored)
+    return stored
 
 
 def warm(
@@ -215,6 +276,8 @@ def build_prompt(
         time_budget_ms=window.time_budget_ms,
         prompt_lookup=window.prompt_lookup,
         document=doc.key,
+        candidates=window.candidates,
+        token_healing=window.token_healing,
     )
     policy = decide_policy(
         parts.prefix, parts.suffix, language=doc.language, max_lines=window.max_lines
@@ -254,6 +317,7 @@ def _parts(
             recent=doc.recent,
             count_tokens=backend.count_tokens,
             previous=previous,
+            edits=doc.edits,
         )
     # The windows take at most four fifths of the budget, the prefix most of that.
     room = budget * CHARS_PER_TOKEN * 4 // 5
@@ -278,26 +342,41 @@ def _parts(
         context_tokens=context_tokens,
         count_tokens=backend.count_tokens,
         previous=previous,
+        edits=doc.edits,
     )
 
 
 def generate(backend: Backend, prompt: Prompt, cancel: threading.Event) -> CompletionResult:
     """The backend's completion, stopped by the policy's rules as soon as they apply."""
-    checker = StopChecker(prompt.policy, prompt.parts.prefix, prompt.parts.suffix)
-    return backend.complete(prompt.request, cancel, stop=checker.check)
+    policy, prefix, suffix = prompt.policy, prompt.parts.prefix, prompt.parts.suffix
+
+    def new_rule() -> StopRule:
+        return StopChecker(policy, prefix, suffix).check
+
+    return backend.complete(prompt.request, cancel, stop=new_rule(), more_stops=new_rule)
 
 
-def postprocess(result: CompletionResult, prompt: Prompt) -> str | None:
-    """The suggestion to show, or None; nothing of a cancelled generation is shown."""
+def postprocess(result: CompletionResult, prompt: Prompt) -> tuple[str, ...]:
+    """The suggestions to show, best first, each distinct (empty: nothing to show).
+
+    Nothing of a cancelled generation is shown.  Candidates that come out the
+    same once cleaned up (or differ only in surrounding blanks) are offered once.
+    """
     if result.stop_reason == "cancelled":
-        return None
-    return finish_generated(
-        result.text,
-        prompt.policy,
-        prompt.parts.prefix,
-        prompt.parts.suffix,
-        cut_short=result.stop_reason == "time_budget",
-    )
+        return ()
+    cut_short = result.stop_reason == "time_budget"
+    found: list[str] = []
+    for rank, text in enumerate((result.text, *result.alternatives)):
+        suggestion = finish_generated(
+            text, prompt.policy, prompt.parts.prefix, prompt.parts.suffix, cut_short=cut_short
+        )
+        if suggestion is None or not suggestion.strip():
+            if rank == 0:
+                return ()  # the best candidate says there is nothing to add here
+            continue
+        if all(suggestion.strip() != other.strip() for other in found):
+            found.append(suggestion)
+    return tuple(found)
 
 
 def record(
@@ -305,7 +384,7 @@ def record(
     state: CompletionState,
     prompt: Prompt,
     result: CompletionResult | None,
-    suggestion: str | None,
+    suggestions: tuple[str, ...],
     backend: Backend,
     cancel: threading.Event,
     started: float,
@@ -318,11 +397,13 @@ def record(
         state.last = LastPrompt(doc.key, doc.cursor, prompt, result, backend)
         source = "superseded" if result.stop_reason == "cancelled" else "model"
     state.count(source)
-    if suggestion is not None and cancel.is_set():
-        suggestion = None  # superseded after it was made: the text it was made for is gone
-    if suggestion is not None:
-        state.show(doc.key, doc.text, doc.offset, suggestion)
-    return Answer(suggestion, source, _since(started), prompt, result)
+    if cancel.is_set():
+        suggestions = ()  # superseded after it was made: the text it was made for is gone
+    if not suggestions:
+        return Answer(None, source, _since(started), prompt, result)
+    first, *others = suggestions
+    state.show(doc.key, doc.text, doc.offset, first, tuple(others))
+    return Answer(first, source, _since(started), prompt, result, tuple(others))
 
 
 def _since(started: float) -> float:

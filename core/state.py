@@ -21,7 +21,7 @@ from codellama_lsp.quant.backend import Backend, CompletionRequest, CompletionRe
 log = logging.getLogger(__name__)
 
 #: How a request was answered; every answer counts under exactly one.
-SOURCES = ("model", "typed_through", "cache", "superseded", "excluded")
+SOURCES = ("model", "typed_through", "prefetch", "cache", "superseded", "excluded")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,21 @@ class LastPrompt:
     backend: Backend
 
 
+@dataclass(frozen=True)
+class Prefetched:
+    """The suggestions computed ahead for a text the user has not written yet (an accept)."""
+
+    text: str
+    offset: int
+    suggestions: tuple[str, ...]
+    #: The prompt's parts: on a hit they become the document's last prompt (it is in the KV).
+    parts: PromptParts
+
+
+#: Texts computed ahead kept per document (the newest first): an accept is the next request.
+_PREFETCHED_PER_DOCUMENT = 2
+
+
 @dataclass
 class InFlight:
     """The latest request of one document, so that a newer one can stop it."""
@@ -64,7 +79,9 @@ class CompletionState:
         self._shown: dict[str, ShownSuggestion] = {}
         self._parts: dict[str, PromptParts] = {}
         self._in_flight: dict[str, InFlight] = {}
-        self.cache = SuggestionCache(cache_size)
+        self._prefetched: dict[str, list[Prefetched]] = {}
+        #: Suggestions by prompt, best first (empty: the model had nothing to suggest).
+        self.cache: SuggestionCache[tuple[str, ...]] = SuggestionCache(cache_size)
         self.last: LastPrompt | None = None
         self.counts: dict[str, int] = dict.fromkeys(SOURCES, 0)
         self._budget: PromptBudget | None = None
@@ -76,13 +93,36 @@ class CompletionState:
         with self._lock:
             return self._shown.get(key)
 
-    def show(self, key: str, text: str, offset: int, suggestion: str) -> None:
+    def show(
+        self, key: str, text: str, offset: int, suggestion: str, alternatives: tuple[str, ...] = ()
+    ) -> None:
         with self._lock:
-            self._shown[key] = ShownSuggestion(text, offset, suggestion)
+            self._shown[key] = ShownSuggestion(text, offset, suggestion, alternatives)
 
     def hide(self, key: str) -> None:
         with self._lock:
             self._shown.pop(key, None)
+
+    # -- computed ahead -------------------------------------------------------------
+
+    def store_prefetched(self, key: str, found: Prefetched) -> None:
+        with self._lock:
+            kept = [p for p in self._prefetched.get(key, ()) if p.text != found.text]
+            self._prefetched[key] = [found, *kept][:_PREFETCHED_PER_DOCUMENT]
+
+    def has_prefetched(self, key: str, text: str, offset: int) -> bool:
+        with self._lock:
+            return any(p.text == text and p.offset == offset for p in self._prefetched.get(key, ()))
+
+    def take_prefetched(self, key: str, text: str, offset: int) -> Prefetched | None:
+        """What was computed ahead for exactly this text and cursor, removed from the store."""
+        with self._lock:
+            kept = self._prefetched.get(key, [])
+            for i, found in enumerate(kept):
+                if found.text == text and found.offset == offset:
+                    del kept[i]
+                    return found
+        return None
 
     # -- prompts ------------------------------------------------------------------
 
@@ -182,12 +222,14 @@ class CompletionState:
             self._in_flight.pop(key, None)
             self._shown.pop(key, None)
             self._parts.pop(key, None)
+            self._prefetched.pop(key, None)
 
     def reset(self, cache_size: int | None = None) -> None:
         """The backend or the settings changed: nothing made before may be reused."""
         with self._lock:
             self._shown.clear()
             self._parts.clear()
+            self._prefetched.clear()
             self.last = None
             self._budget = None
         if cache_size is not None:

@@ -23,6 +23,8 @@ StopReason = Literal[
 
 #: Called with the text generated so far; returns how much to keep once complete, else None.
 StopRule = Callable[[str], int | None]
+#: Makes a fresh stop rule (rules keep state per text), one for each further candidate.
+StopRules = Callable[[], StopRule]
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,15 @@ class CompletionRequest:
     warm: bool = False
     #: The document the prompt is for: backends that keep per-document state key it by this.
     document: str = ""
+    #: Distinct suggestions wanted, best first (the local model; remote servers give one).
+    candidates: int = 1
+    #: Back the prompt off to the last whole token of the prefix and make the first
+    #: generated tokens spell what was removed (the local model; remote servers ignore it).
+    token_healing: bool = False
+    #: Computed ahead (prefetch): the local model evaluates and generates it on a side
+    #: sequence, so the prompt loaded for typing stays in its KV cache; a later request
+    #: that shares more with the side sequence takes it over.
+    aside: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,10 @@ class CompletionResult:
     #: The backend said anything at all. False: cancelled or out of time before a
     #: remote server answered, which tells nothing about its health either way.
     answered: bool = True
+    #: The further candidates' texts, best first (``CompletionRequest.candidates``).
+    alternatives: tuple[str, ...] = ()
+    #: What token healing took off the end of the prompt (the text starts after it).
+    healed: str = ""
 
     @property
     def evaluated_tokens(self) -> int:
@@ -157,7 +172,10 @@ class Backend(Protocol):
         request: CompletionRequest,
         cancel: threading.Event | None = None,
         stop: StopRule | None = None,
-    ) -> CompletionResult: ...
+        more_stops: StopRules | None = None,
+    ) -> CompletionResult:
+        """``stop`` judges the first candidate; ``more_stops`` makes one for each other."""
+        ...
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` inside a prompt: context packing budgets with it."""

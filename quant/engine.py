@@ -10,14 +10,15 @@ between decoded tokens so a superseded request stops quickly.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from .backend import (
     Health,
     StopReason,
     StopRule,
+    StopRules,
 )
 from .errors import InferenceError, ModelFormatError, ModelNotFoundError
 
@@ -78,6 +80,57 @@ class PreparedPrompt:
     suffix: str
     #: Tokens of repository context at the start (0 when it was dropped to fit).
     context_tokens: int = 0
+    #: Token healing: the bytes of the prompt's last token (the end of the prefix),
+    #: which generation may spell again with other tokens (see ``_Generation``).
+    heal: bytes = b""
+
+
+#: Most candidates of one request: sequence 0 and 1..4 share one prompt's KV cells.
+MAX_CANDIDATES = 5
+#: The side sequence a prefetch is computed on (after the candidates' ones).
+SIDE_SEQUENCE = MAX_CANDIDATES
+#: Sequences the context is created with.
+MAX_SEQUENCES = SIDE_SEQUENCE + 1
+
+
+@dataclass
+class _Side:
+    """What the side sequence holds: a prefetched prompt and its generated tokens."""
+
+    document: str
+    tokens: list[int]
+    #: Leading tokens it shares with sequence 0's cells (the rest are its own cells).
+    shared: int
+
+
+@contextlib.contextmanager
+def _sequences(n: int) -> Iterator[None]:
+    """Create llama.cpp contexts with ``n`` sequences in one unified KV cache.
+
+    llama-cpp-python's ``Llama`` has no argument for either, so its default
+    context parameters are amended while it is constructed.  Unified: the
+    candidates' and the prefetch's sequences share the prompt's cells instead
+    of splitting ``n_ctx`` between them.
+    """
+    from llama_cpp import llama_cpp as C
+
+    original = C.llama_context_default_params
+
+    def amended() -> Any:
+        params = original()
+        params.n_seq_max = n
+        params.kv_unified = True
+        return params
+
+    with _SEQUENCES_LOCK:
+        C.llama_context_default_params = amended
+        try:
+            yield
+        finally:
+            C.llama_context_default_params = original
+
+
+_SEQUENCES_LOCK = threading.Lock()
 
 
 def _llama_kwargs(config: EngineConfig, gpu: bool) -> dict[str, Any]:
@@ -273,6 +326,11 @@ class Engine:
         self._rate = 0.0
         #: Closed documents whose kept state is dropped at the next chance.
         self._forgotten: set[str] = set()
+        #: The prefetch on the side sequence, if any.
+        self._side: _Side | None = None
+        #: Token healing: every token's bytes, and the tokens allowed per text to spell.
+        self._pieces: list[bytes] | None = None
+        self._spelling: dict[bytes, np.ndarray] = {}
 
     @classmethod
     def load(cls, config: EngineConfig) -> Engine:
@@ -291,7 +349,8 @@ class Engine:
         )
         started = time.perf_counter()
         try:
-            llama = Llama(str(path), **kwargs)
+            with _sequences(MAX_SEQUENCES):
+                llama = Llama(str(path), **kwargs)
         except ValueError as exc:
             raise ModelFormatError(
                 f"{path}: llama.cpp could not load this GGUF file "
@@ -409,6 +468,7 @@ class Engine:
         """
         if document == self._active:
             return
+        self._drop_side()
         llm = self._llm
         loaded = llm.input_ids[: llm.n_tokens]
         here = _common_prefix(loaded, tokens)
@@ -433,6 +493,35 @@ class Engine:
                     there,
                 )
         self._active = document
+
+    def _drop_side(self) -> None:
+        if self._side is not None:
+            from llama_cpp import llama_cpp as C
+
+            C.llama_memory_seq_rm(self._llm._ctx.memory, SIDE_SEQUENCE, -1, -1)
+            self._side = None
+
+    def _adopt_side(self, tokens: list[int]) -> None:
+        """After an accept the next prompt continues the prefetched one: make the side
+        sequence sequence 0 (relabelled cells, nothing copied) when it shares more."""
+        side = self._side
+        if side is None:
+            return
+        llm = self._llm
+        here = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+        there = _common_prefix(np.asarray(side.tokens, dtype=llm.input_ids.dtype), tokens)
+        if side.document == self._active and there > here:
+            from llama_cpp import llama_cpp as C
+
+            memory = llm._ctx.memory
+            C.llama_memory_seq_rm(memory, 0, -1, -1)
+            C.llama_memory_seq_cp(memory, SIDE_SEQUENCE, 0, -1, -1)
+            llm.input_ids[: len(side.tokens)] = side.tokens
+            llm.n_tokens = len(side.tokens)
+            log.info(
+                "prefetched sequence taken over: %d tokens (%d reusable)", len(side.tokens), there
+            )
+        self._drop_side()
 
     # -- tokens -----------------------------------------------------------
 
@@ -519,8 +608,58 @@ class Engine:
             prefix_ids = self.tokenize_prefix(prefix)
             if len(prefix_ids) + len(suffix_ids) > budget:
                 prefix_ids = prefix_ids[len(prefix_ids) + len(suffix_ids) - budget :]
+        heal = self._healable(prefix, prefix_ids) if request.token_healing else b""
         tokens = fim.assemble(self.fim, prefix_ids, suffix_ids, request.fim_order, context_ids)
-        return PreparedPrompt(tokens, prefix, suffix, len(context_ids))
+        return PreparedPrompt(tokens, prefix, suffix, len(context_ids), heal)
+
+    def _healable(self, prefix: str, prefix_ids: list[int]) -> bytes:
+        """The last prefix token's bytes when token healing may spell it again, else nothing.
+
+        Only inside a word (the text ends with a letter, digit or ``_``: the
+        user is typing a name the model would have written as one token), and
+        not the first token (its SentencePiece space is not the user's), nor a
+        control or newline token, nor one that is not whole characters of the
+        text (a byte of a split character).
+        """
+        if not prefix or not (prefix[-1].isalnum() or prefix[-1] == "_"):
+            return b""
+        if len(prefix_ids) < 2 or prefix_ids[-1] in self._controls:
+            return b""
+        piece = self.piece(prefix_ids[-1])
+        if not piece or b"\n" in piece:
+            return b""
+        try:
+            text = piece.decode("utf-8")
+        except UnicodeDecodeError:
+            return b""
+        return piece if prefix.endswith(text) else b""
+
+    def pieces(self) -> list[bytes]:
+        """Every token's bytes (control tokens empty), for constrained decoding; built once."""
+        if self._pieces is None:
+            self._pieces = [
+                b"" if t in self._controls or t in (self.fim.bos, self.fim.eos) else self.piece(t)
+                for t in range(self._n_vocab)
+            ]
+        return self._pieces
+
+    def spelling(self, heal: bytes) -> np.ndarray:
+        """Tokens that may come next while ``heal`` is still to be spelled: those that start
+        with it, and those that are a beginning of it (the rest is spelled after them)."""
+        found = self._spelling.get(heal)
+        if found is None:
+            found = np.asarray(
+                [
+                    t
+                    for t, piece in enumerate(self.pieces())
+                    if piece and (piece.startswith(heal) or heal.startswith(piece))
+                ],
+                dtype=np.intc,
+            )
+            if len(self._spelling) > 256:
+                self._spelling.clear()
+            self._spelling[heal] = found
+        return found
 
     def _count_prefix(self, text: str) -> int:
         return len(self.tokenize_prefix(text))
@@ -535,11 +674,13 @@ class Engine:
         request: CompletionRequest,
         cancel: threading.Event | None = None,
         stop: StopRule | None = None,
+        more_stops: StopRules | None = None,
     ) -> CompletionResult:
         """Greedy FIM generation until ``▁<EOT>``/EOS, a stop rule, the limits or cancellation.
 
         ``stop`` sees the text generated so far after every token and answers how
-        much of it to keep when the suggestion is complete (None: go on).
+        much of it to keep when the suggestion is complete (None: go on);
+        ``more_stops`` makes a rule for each further candidate.
         """
         cancel = cancel or threading.Event()
         started = time.perf_counter()
@@ -547,15 +688,55 @@ class Engine:
             locked = time.perf_counter()
             prepared = self.prepare(request)
             self._drop_forgotten()
-            self._switch(request.document, prepared.tokens)
+            if not (request.aside and request.document == self._active):
+                request = replace(request, aside=False)
+                self._switch(request.document, prepared.tokens)
+                self._adopt_side(prepared.tokens)
             tokenized = time.perf_counter()
-            return _Generation(self, request, prepared, cancel, stop, started, locked).run(
-                tokenized
-            )
+            return _Generation(
+                self, request, prepared, cancel, (stop, more_stops), started, locked
+            ).run(tokenized)
+
+
+class _Stream:
+    """One candidate as it is generated: its text, its stop rule, why it ended."""
+
+    def __init__(self, stop: StopRule | None, heal: bytes) -> None:
+        self.stop = stop
+        #: Token healing: bytes the next tokens must still spell (not shown: the user typed them).
+        self.heal = heal
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.text = ""
+        self.keep: int | None = None
+        self.generated = 0
+        self.stop_reason: StopReason = "cancelled"
+
+    @property
+    def result(self) -> str:
+        return self.text if self.keep is None else self.text[: self.keep]
+
+    def take(self, piece: bytes) -> None:
+        """Add a token's bytes, less what still spells the healed text."""
+        if self.heal:
+            if piece.startswith(self.heal):
+                piece, self.heal = piece[len(self.heal) :], b""
+            else:  # a beginning of it: the rest is spelled by the next tokens
+                piece, self.heal = b"", self.heal[len(piece) :]
+        self.text += self.decoder.decode(piece)
 
 
 class _Generation:
-    """One greedy decode; holds the engine lock for its whole life."""
+    """One greedy decode (one sequence, or several candidates); holds the engine lock.
+
+    Token healing, exactly and at no cost when it changes nothing: the prompt's
+    last two tokens are evaluated together with both their logits.  The first
+    says which token the model would have put where the prefix's last token
+    is, among those that spell its bytes (``Engine.spelling``).  When that is
+    the token itself, decoding goes on from the whole prompt as without
+    healing; otherwise the last token's KV cell is dropped (the prompt ends on
+    the boundary before it) and generation starts with the model's token, the
+    typed bytes stripped from what is shown.
+    """
 
     def __init__(
         self,
@@ -563,7 +744,7 @@ class _Generation:
         request: CompletionRequest,
         prepared: PreparedPrompt,
         cancel: threading.Event,
-        stop: StopRule | None,
+        stops: tuple[StopRule | None, StopRules | None],
         started: float,
         locked: float,
     ) -> None:
@@ -572,104 +753,235 @@ class _Generation:
         self.request = request
         self.tokens = prepared.tokens
         self.context_tokens = prepared.context_tokens
+        #: The bytes token healing may spell again (cleared when the split is natural).
+        self.heal = prepared.heal if len(prepared.tokens) >= 2 and not request.warm else b""
+        #: Healing chose another first token than the prompt's last: generation starts with it.
+        self.forced: int | None = None
         self.cancel = cancel
-        self.stop = stop
+        self.stop, self.more_stops = stops
         self.started = started
         self.locked = locked
         budget = request.time_budget_ms
         self.deadline = started + budget / 1000 if budget > 0 else None
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.text = ""
-        self.keep: int | None = None
-        self.generated = 0
+        self.streams = [_Stream(self.stop, b"")]
         self.drafted = 0
         self.accepted = 0
         self.ttft = 0.0
-        self.stop_reason: StopReason = "cancelled"
+
+    # -- the prompt -------------------------------------------------------
 
     def run(self, tokenized: float) -> CompletionResult:
+        if self.request.aside:
+            return self._result(self._run_aside(), tokenized)
+        from llama_cpp import llama_cpp as C
+
         llm = self.llm
         tokens = self.tokens
-        cached = llm.input_ids[: llm.n_tokens]
-        reused = _common_prefix(cached, tokens)
-        # The last prompt token is always evaluated: its logits start decoding.
-        reused = min(reused, len(tokens) - 1)
-        if self.request.warm:
-            # Warming needs no logits: a prompt already in the cache costs nothing.
-            reused = _common_prefix(cached, tokens)
+        common = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+        # The last prompt token (two, when healing) is always evaluated: its logits
+        # start decoding.  Warming needs no logits: a prompt in the cache costs nothing.
+        reused = common if self.request.warm else min(common, len(tokens) - self._outputs)
         llm.n_tokens = reused
+        C.llama_memory_seq_rm(llm._ctx.memory, 0, reused, -1)
         try:
-            batch = self.engine.config.n_batch
-            rest = tokens[reused:]
             evaluating = time.perf_counter()
-            for i in range(0, len(rest), batch):
-                if self.cancel.is_set():
-                    break
-                llm.eval(rest[i : i + batch])
-            else:
-                self.engine._observe_rate(len(rest), time.perf_counter() - evaluating)
+            if self._evaluate_on(0, tokens[reused:], reused):
+                self.engine._observe_rate(len(tokens) - reused, time.perf_counter() - evaluating)
                 if self.request.warm:
-                    self.stop_reason = "max_tokens"
+                    self.streams[0].stop_reason = "max_tokens"
                 else:
-                    self._decode()
+                    self._heal(0)
+                    if self.request.candidates > 1:
+                        self._decode_candidates(min(self.request.candidates, MAX_CANDIDATES))
+                    else:
+                        self._decode()
         except RuntimeError as exc:
             # A failed decode leaves the cache in an unknown state.
             llm.n_tokens = 0
+            C.llama_memory_seq_rm(llm._ctx.memory, -1, -1, -1)
             raise InferenceError(f"llama.cpp failed during generation: {exc}") from exc
+        return self._result(reused, tokenized)
+
+    @property
+    def _outputs(self) -> int:
+        """Prompt positions whose logits are needed: the last, and the one before it to heal."""
+        return 2 if self.heal else 1
+
+    def _run_aside(self) -> int:
+        """Evaluate and generate on the side sequence, from the cells it shares with
+        sequence 0; sequence 0 (the prompt typing continues from) is left as it is.
+
+        A real request must not wait for a whole token of it: llama.cpp's abort
+        callback stops its graph computation between two operations (CPU backends).
+        """
+        from llama_cpp import llama_cpp as C
+
+        engine, llm, tokens = self.engine, self.llm, self.tokens
+        engine._drop_side()
+        common = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+        shared = min(common, len(tokens) - self._outputs)
+        own = len(tokens) - shared + self.request.max_tokens * self.request.candidates
+        if llm.n_tokens + own > engine.config.n_ctx:
+            self.streams[0].stop_reason = "context_full"  # no room beside the loaded prompt
+            return shared
+        memory, ctx = llm._ctx.memory, llm._ctx.ctx
+        C.llama_memory_seq_cp(memory, 0, SIDE_SEQUENCE, 0, shared)
+        side = _Side(self.request.document, list(tokens[:shared]), shared)
+        engine._side = side
+        cancel = self.cancel
+
+        def abort(_: Any) -> bool:
+            return cancel.is_set()
+
+        aborted = C.ggml_abort_callback(abort)  # referenced until it is unset below
+        C.llama_set_abort_callback(ctx, aborted, None)
+        try:
+            evaluating = time.perf_counter()
+            if not self._evaluate_on(SIDE_SEQUENCE, tokens[shared:], shared):
+                engine._drop_side()
+                return shared
+            engine._observe_rate(len(tokens) - shared, time.perf_counter() - evaluating)
+            n_prompt = len(tokens) - self._heal(SIDE_SEQUENCE)
+            side.tokens = list(tokens[:n_prompt])
+            wanted = max(1, min(self.request.candidates, MAX_CANDIDATES))
+            side.tokens.extend(self._decode_candidates(wanted, SIDE_SEQUENCE, n_prompt))
+            if self.cancel.is_set():
+                engine._drop_side()  # an aborted decode leaves its cells unknown
+        except RuntimeError as exc:
+            engine._drop_side()
+            if self.cancel.is_set():
+                return shared  # aborted inside llama_decode
+            raise InferenceError(f"llama.cpp failed during generation: {exc}") from exc
+        finally:
+            C.llama_set_abort_callback(ctx, C.ggml_abort_callback(), None)
+        return shared
+
+    def _evaluate_on(self, seq: int, tokens: list[int], start: int) -> bool:
+        """Evaluate ``tokens`` on sequence ``seq`` from position ``start``, in batches,
+        keeping the logits of the last ``_outputs`` (all in the last batch).  False when
+        cancelled between two batches.  Sequence 0's tokens are followed in ``input_ids``."""
+        from llama_cpp import llama_cpp as C
+
+        llm, size, n = self.llm, self.engine.config.n_batch, len(tokens)
+        if n == 0:
+            return True  # all of it in the cache already (warming)
+        outputs = 0 if self.request.warm else self._outputs
+        cuts = list(range(0, n, size))
+        if outputs > 1 and len(cuts) > 1 and n - cuts[-1] < outputs:
+            cuts[-1] = n - outputs
+        batch = C.llama_batch_init(size, 0, 1)
+        try:
+            for i, end in zip(cuts, [*cuts[1:], n], strict=True):
+                if self.cancel.is_set():
+                    return False
+                chunk = tokens[i:end]
+                batch.n_tokens = len(chunk)
+                for j, token in enumerate(chunk):
+                    batch.token[j] = token
+                    batch.pos[j] = start + i + j
+                    batch.n_seq_id[j] = 1
+                    batch.seq_id[j][0] = seq
+                    batch.logits[j] = i + j >= n - outputs
+                if int(C.llama_decode(llm._ctx.ctx, batch)) != 0:
+                    raise RuntimeError(f"llama_decode failed on sequence {seq}")
+                if seq == 0:
+                    llm.input_ids[start + i : start + end] = chunk
+                    llm.n_tokens = start + end
+        finally:
+            C.llama_batch_free(batch)
+        return True
+
+    def _heal(self, seq: int) -> int:
+        """Decide token healing from the logits of the prompt's last two positions.
+
+        Returns how many prompt tokens were taken off ``seq`` (0 or 1).
+        """
+        heal, self.heal = self.heal, b""
+        if not heal:
+            return 0
+        allowed = self.engine.spelling(heal)
+        logits = self._logits(-2)
+        pick = int(allowed[int(np.argmax(logits[allowed]))])
+        if pick == self.tokens[-1]:
+            return 0  # the natural split: the prompt stands as it is
+        from llama_cpp import llama_cpp as C
+
+        end = len(self.tokens) - 1
+        C.llama_memory_seq_rm(self.llm._ctx.memory, seq, end, -1)
+        if seq == 0:
+            self.llm.n_tokens = end
+        self.heal, self.forced = heal, pick
+        self.streams[0].heal = heal
+        return 1
+
+    # -- generation -------------------------------------------------------
+
+    def _result(self, reused: int, tokenized: float) -> CompletionResult:
+        tokens = self.tokens
         now = time.perf_counter()
-        text = self.text if self.keep is None else self.text[: self.keep]
+        first, *others = self.streams
         return CompletionResult(
-            text=text,
+            text=first.result,
             prompt_tokens=len(tokens),
             reused_tokens=reused,
-            generated_tokens=self.generated,
-            stop_reason=self.stop_reason,
+            generated_tokens=sum(stream.generated for stream in self.streams),
+            stop_reason=first.stop_reason,
             tokenize_ms=(tokenized - self.locked) * 1000,
             ttft_ms=((self.ttft or now) - self.started) * 1000,
             total_ms=(now - self.started) * 1000,
             context_tokens=self.context_tokens,
             drafted_tokens=self.drafted,
             accepted_tokens=self.accepted,
+            alternatives=tuple(stream.result for stream in others),
+            healed=self.heal.decode("utf-8", "replace") if self.forced is not None else "",
         )
 
-    def _argmax(self, index: int) -> int:
-        logits = np.ctypeslib.as_array(
+    def _logits(self, index: int) -> np.ndarray:
+        return np.ctypeslib.as_array(
             self.llm._ctx.get_logits_ith(index), shape=(self.engine._n_vocab,)
         )
-        return int(np.argmax(logits))
 
-    def _emit(self, token: int) -> bool:
-        """Take one generated token; True when generation must end with it."""
+    def _pick(self, index: int, stream: _Stream) -> int:
+        """The most likely next token; while healing, among those that spell the healed text."""
+        logits = self._logits(index)
+        if not stream.heal:
+            return int(np.argmax(logits))
+        allowed = self.engine.spelling(stream.heal)
+        return int(allowed[int(np.argmax(logits[allowed]))])
+
+    def _emit(self, stream: _Stream, token: int) -> bool:
+        """Give ``stream`` one generated token; True when it must end with it."""
         if not self.ttft:
             self.ttft = time.perf_counter()
         fim_tokens = self.engine.fim
         if token == fim_tokens.eot:
-            self.stop_reason = "eot"
+            stream.stop_reason = "eot"
             return True
         if token == fim_tokens.eos:
-            self.stop_reason = "eos"
+            stream.stop_reason = "eos"
             return True
-        self.generated += 1
-        self.text += self.decoder.decode(self.engine.piece(token))
-        if self.stop is not None:
-            keep = self.stop(self.text)
+        stream.generated += 1
+        stream.take(self.engine.piece(token))
+        if stream.stop is not None:
+            keep = stream.stop(stream.text)
             if keep is not None:
-                self.keep = keep
-                self.stop_reason = "stop_rule"
+                stream.keep = keep
+                stream.stop_reason = "stop_rule"
                 return True
-        if self.generated >= self.request.max_tokens:
-            self.stop_reason = "max_tokens"
+        if stream.generated >= self.request.max_tokens:
+            stream.stop_reason = "max_tokens"
             return True
         if self.cancel.is_set():
-            self.stop_reason = "cancelled"
+            stream.stop_reason = "cancelled"
             return True
         if self.deadline is not None and time.perf_counter() >= self.deadline:
-            self.stop_reason = "time_budget"
+            stream.stop_reason = "time_budget"
             return True
         return False
 
     def _decode(self) -> None:
         llm = self.llm
+        stream = self.streams[0]
         n_ctx = self.engine.config.n_ctx
         lookup: Callable[[np.ndarray], np.ndarray] | None = None
         if self.request.prompt_lookup > 0:
@@ -680,19 +992,19 @@ class _Generation:
             )
         if self.cancel.is_set():
             return
-        token = self._argmax(-1)
-        while not self._emit(token):
+        token = self.forced if self.forced is not None else self._pick(-1, stream)
+        while not self._emit(stream, token):
             if llm.n_tokens >= n_ctx:
-                self.stop_reason = "context_full"
+                stream.stop_reason = "context_full"
                 return
-            room = min(n_ctx - llm.n_tokens - 1, self.request.max_tokens - self.generated - 1)
+            room = min(n_ctx - llm.n_tokens - 1, self.request.max_tokens - stream.generated - 1)
             draft: list[int] = []
-            if lookup is not None and room > 0:
+            if lookup is not None and room > 0 and not stream.heal:
                 history = np.append(llm.input_ids[: llm.n_tokens], token).astype(np.intc)
                 draft = [int(t) for t in lookup(history)[:room]]
             if not draft:
                 llm.eval([token])
-                token = self._argmax(-1)
+                token = self._pick(-1, stream)
                 continue
             # Prompt-lookup decoding: evaluate the token and a guessed continuation
             # copied from the prompt in one batch, keep the guesses the model agrees with.
@@ -704,14 +1016,94 @@ class _Generation:
             llm._ctx.decode(llm._batch)
             llm.input_ids[n_past : n_past + len(batch)] = batch
             agreed = 0
-            token = self._argmax(0)
+            token = self._pick(0, stream)
             while agreed < len(draft) and token == draft[agreed]:
-                if self._emit(token):
+                if self._emit(stream, token):
                     llm.n_tokens = n_past + agreed + 1
                     self.accepted += agreed + 1
                     return
                 agreed += 1
-                token = self._argmax(agreed)
+                token = self._pick(agreed, stream)
             self.accepted += agreed
             # Only the token and the agreed guesses stay in the KV cache.
             llm.n_tokens = n_past + agreed + 1
+
+    def _first_tokens(self, wanted: int) -> list[int]:
+        """The greedy first token, then the next most likely ones that start a suggestion.
+
+        Each candidate starts with a different token and is greedy after it, so
+        they are distinct from the first step and ranked by how likely their start is.
+        Healed, they are the tokens that spell the healed text, at its position.
+        """
+        if self.forced is not None:
+            logits = self._logits(-2)
+            allowed = self.engine.spelling(self.heal)
+        else:
+            logits = self._logits(-1)
+            allowed = np.arange(self.engine._n_vocab, dtype=np.intc)
+        order = allowed[np.argsort(-logits[allowed], kind="stable")]
+        first = int(order[0]) if self.forced is None else self.forced
+        ends = {self.engine.fim.eot, self.engine.fim.eos}
+        others = [int(t) for t in order[: wanted + 8] if int(t) not in ends and int(t) != first]
+        return [first, *others[: wanted - 1]]
+
+    def _decode_candidates(self, wanted: int, base: int = 0, n_prompt: int = -1) -> list[int]:
+        """Several candidates at once: extra llama.cpp sequences share the prompt's KV cells
+        (``llama_memory_seq_cp``) and each step decodes one token of every live candidate
+        in one batch, so the prompt is evaluated once and a step costs about one token.
+
+        The first candidate is generated on sequence ``base`` (0, or the side sequence
+        of a prefetch) after ``n_prompt`` tokens; its evaluated tokens are returned.
+        """
+        from llama_cpp import llama_cpp as C
+
+        llm = self.llm
+        n_prompt = llm.n_tokens if n_prompt < 0 else n_prompt
+        kept: list[int] = []  # the first candidate's tokens in the KV cache
+        if self.cancel.is_set():
+            return kept
+        firsts = self._first_tokens(wanted)
+        for _ in firsts[1:]:
+            stop = self.more_stops() if self.more_stops is not None else None
+            self.streams.append(_Stream(stop, self.heal))
+        memory, ctx = llm._ctx.memory, llm._ctx.ctx
+        seqs = [base, *range(1, len(firsts))]
+        for seq in seqs[1:]:
+            C.llama_memory_seq_rm(memory, seq, -1, -1)
+            C.llama_memory_seq_cp(memory, base, seq, -1, -1)
+        batch = C.llama_batch_init(len(firsts), 0, 1)
+        try:
+            tokens = list(firsts)
+            live = list(range(len(firsts)))
+            used = n_prompt if base == 0 else llm.n_tokens + n_prompt
+            pos = n_prompt
+            while True:
+                live = [i for i in live if not self._emit(self.streams[i], tokens[i])]
+                if not live:
+                    return kept
+                if used + len(live) > self.engine.config.n_ctx:
+                    for i in live:
+                        self.streams[i].stop_reason = "context_full"
+                    return kept
+                batch.n_tokens = len(live)
+                for j, i in enumerate(live):
+                    batch.token[j] = tokens[i]
+                    batch.pos[j] = pos
+                    batch.n_seq_id[j] = 1
+                    batch.seq_id[j][0] = seqs[i]
+                    batch.logits[j] = True
+                if live[0] == 0:
+                    kept.append(tokens[0])
+                if int(C.llama_decode(ctx, batch)) != 0:
+                    raise RuntimeError("llama_decode failed for the candidates' batch")
+                used += len(live)
+                pos += 1
+                for j, i in enumerate(live):
+                    tokens[i] = self._pick(j, self.streams[i])
+        finally:
+            C.llama_batch_free(batch)
+            for seq in seqs[1:]:
+                C.llama_memory_seq_rm(memory, seq, -1, -1)
+            if base == 0:
+                llm.input_ids[n_prompt : n_prompt + len(kept)] = kept
+                llm.n_tokens = n_prompt + len(kept)

@@ -47,6 +47,7 @@ from .backend import (
     Health,
     StopReason,
     StopRule,
+    StopRules,
 )
 from .errors import BackendUnavailable
 from .fim import fim_text
@@ -144,7 +145,9 @@ class RemoteEngine:
         request: CompletionRequest,
         cancel: threading.Event | None = None,
         stop: StopRule | None = None,
+        more_stops: StopRules | None = None,
     ) -> CompletionResult:
+        """One streamed answer: a server gives one candidate, and heals no tokens."""
         started = time.perf_counter()
         if request.warm and self.config.protocol == "openai":
             # An OpenAI-compatible server has no way to only evaluate a prompt.

@@ -196,6 +196,7 @@ class CodeLlamaServer(LanguageServer):
     * ``completions``: what completions remember (shown suggestion, prompt
       windows, cache, requests in flight, the last prompt);
     * ``model_work``: the bounded threads completions and warming run on.
+    * ``stats``: shown suggestions and accepts, counted locally (:mod:`.stats`).
 
     Handlers call the components' methods; nothing else writes their state.
     """
@@ -208,6 +209,7 @@ class CodeLlamaServer(LanguageServer):
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
         from .backends import BackendManager
+        from .stats import AcceptanceStats
         from .workspace_index import WorkspaceContext
 
         self._overrides = (model_override, max_tokens_override)
@@ -216,6 +218,7 @@ class CodeLlamaServer(LanguageServer):
         self.completions = CompletionState(self.settings.completion.cache_size)
         self.backends = BackendManager(self)
         self.workspace_context = WorkspaceContext(self)
+        self.stats = AcceptanceStats(self)
         #: Completions and warming run here: two threads at most, however fast the typing.
         self.model_work = WorkerLane(2, "complete")
         #: Messages already shown once (offline, download failed): not one per keystroke.

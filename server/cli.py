@@ -163,7 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept an already quantized input (loses quality)",
     )
-    for p in (models, fetch, where, quant):
+    stats = sub.add_parser(
+        "stats",
+        help="print how often suggestions were accepted, per language (counted locally)",
+        description="Acceptance rate, accepted characters and p50/p95 latency per language, "
+        "from the counts the server keeps in the user data directory (never code, never "
+        "sent anywhere; set CODELLAMA_LSP_STATS_DIR to move them).",
+    )
+    stats.add_argument(
+        "--days", metavar="N", type=int, default=7, help="the last N days, today included (7)"
+    )
+    stats.add_argument(
+        "--json", action="store_true", help="one JSON object, also per model and backend"
+    )
+    for p in (models, fetch, where, quant, stats):
         p.add_argument("--log-file", metavar="FILE", default=argparse.SUPPRESS)
         p.add_argument(
             "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=argparse.SUPPRESS

@@ -1,4 +1,4 @@
-"""The inspection commands: ``complete``, ``prompt``, ``eval``, ``index`` and ``models``.
+"""The inspection commands: ``complete``, ``prompt``, ``eval``, ``index``, ``models``, ``stats``.
 
 ``complete`` and ``prompt`` run the core pipeline the server runs (windows,
 repository context, token budget, stop rules, postprocessing, the same backend
@@ -363,10 +363,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Acceptance from the local counts; nothing but those files is read."""
+    from codellama_lsp.core.stats import StatsError, report, stats_dir
+
+    try:
+        result = report(args.days)
+    except StatsError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.json:
+        print(json.dumps({"dir": str(stats_dir()), **result.to_json()}, indent=2))
+    else:
+        print(result.table())
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "complete": cmd_complete,
     "prompt": cmd_prompt,
     "eval": cmd_eval,
     "index": cmd_index,
     "models": cmd_models,
+    "stats": cmd_stats,
 }

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from . import completion, configuration, inline_completion, last_prompt, lifecycle, text_sync
+from . import (
+    completion,
+    configuration,
+    inline_completion,
+    last_prompt,
+    lifecycle,
+    stats,
+    text_sync,
+)
 from .app import CodeLlamaServer
 
 
@@ -14,5 +22,6 @@ def register_all(ls: CodeLlamaServer) -> None:
         completion,
         configuration,
         last_prompt,
+        stats,
     ):
         module.register(ls)

@@ -23,10 +23,14 @@ async def text_document_inline_completion(
         return types.InlineCompletionList(items=[])
     at = suggestion.position
     end = suggestion.replaces_to or at
+    # Executed by the client after inserting: acceptance is counted (locally) from it.
+    commands = ls.stats.commands(params.text_document.uri, suggestion)
     return types.InlineCompletionList(
         items=[
-            types.InlineCompletionItem(insert_text=text, range=types.Range(start=at, end=end))
-            for text in suggestion.texts
+            types.InlineCompletionItem(
+                insert_text=text, range=types.Range(start=at, end=end), command=command
+            )
+            for text, command in zip(suggestion.texts, commands, strict=True)
         ]
     )
 

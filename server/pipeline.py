@@ -24,6 +24,7 @@ from codellama_lsp.core.pipeline import (
     EXCLUDED_MESSAGE,
     Answer,
     CompletionInput,
+    prefetch,
     reuse,
     run_model,
     should_complete,
@@ -98,6 +99,9 @@ async def suggest(
     log.info("%s id=%s %s", method, request_id, answer.log_fields())
     if answer.suggestion is None or mine.cancel.is_set():
         return None
+    if replaced is None:
+        # Selected popup items are left out: the ghost text then replaces a range.
+        prefetch_ahead(ls, doc, answer.suggestion)
     texts = answer.suggestions
     if replaced is not None:
         # A candidate of only blanks adds nothing: the popup already shows the item alone.
@@ -173,6 +177,7 @@ def to_input(
         cursor=(cursor.line, cursor.character),
         excluded=path is not None
         and blocks_completion(path, context.root, settings.exclude, settings.complete_excluded),
+        edits=context.recent_edits(uri, cursor.line),
     )
     return found, cursor
 
@@ -260,6 +265,53 @@ def warm_ahead(ls: CodeLlamaServer, uri: str, position: types.Position) -> None:
 
 
 _WARMING: set[asyncio.Future[None]] = set()
+
+
+def prefetch_ahead(ls: CodeLlamaServer, doc: CompletionInput, shown: str) -> None:
+    """Compute, in the background, the suggestion after ``shown`` as if it were accepted.
+
+    It runs in the warming slot (only when no request runs; the next request
+    of any document stops it within one batch or token), so the request that
+    follows an accept is answered from it (``source=prefetch``).  The first
+    line of a multi-line suggestion (accept-line) needs nothing computed: the
+    rest of the suggestion on screen answers it (``typed_through``).
+    """
+    if not ls.settings.completion.prefetch or doc.excluded:
+        return
+    mine = ls.completions.begin_warming(doc.key)
+    if mine is None:
+        return
+    task = asyncio.ensure_future(_prefetch(ls, doc, shown, mine))
+    _WARMING.add(task)
+    task.add_done_callback(_WARMING.discard)
+
+
+async def _prefetch(ls: CodeLlamaServer, doc: CompletionInput, shown: str, mine: InFlight) -> None:
+    state = ls.completions
+    try:
+        backend = await ls.backends.ready(f"prefetch {doc.key}")
+        if backend is None or mine.cancel.is_set():
+            return
+        settings = ls.settings
+        started = time.perf_counter()
+        found = await ls.model_work.run(
+            lambda: prefetch(doc, shown, settings, backend, state, mine.cancel)
+        )
+        log.info(
+            "prefetch %s after accepting %d chars: %s total_ms=%.1f",
+            doc.key,
+            len(shown),
+            f"{len(found.suggestions)} suggestion(s) ready"
+            if found is not None
+            else "stopped (a request came)"
+            if mine.cancel.is_set()
+            else "already computed",
+            (time.perf_counter() - started) * 1000,
+        )
+    except (BackendUnavailable, ModelError) as exc:
+        log.info("prefetch %s failed: %s", doc.key, exc)
+    finally:
+        state.end_warming(mine)
 
 
 async def _warm(ls: CodeLlamaServer, uri: str, position: types.Position, mine: InFlight) -> None:

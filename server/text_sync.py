@@ -73,11 +73,18 @@ def text_document_did_change(
     uri = params.text_document.uri
     # Typing makes any suggestion being computed for this document stale.
     ls.completions.cancel(uri)
+    current = ls.documents.get(uri)
+    before = current.text if current is not None else ""
+    spans: list[tuple[int, int, int]] = []
     try:
-        ls.documents.change(
-            uri, params.text_document.version, [_to_change(c) for c in params.content_changes]
+        doc = ls.documents.change(
+            uri,
+            params.text_document.version,
+            [_to_change(c) for c in params.content_changes],
+            spans,
         )
         ls.workspace_context.changed(uri)
+        ls.workspace_context.edited(uri, before, doc, spans)
     except InvalidEditError as exc:
         ls.notify(
             f"codellama-lsp ignored an edit: {exc}. Completions for this file are paused "
@@ -102,6 +109,7 @@ def text_document_did_save(ls: CodeLlamaServer, params: types.DidSaveTextDocumen
         log.warning("didSave text differs from the synced text of %s; resyncing", doc.uri)
         ls.documents.open(doc.uri, text, doc.version, doc.language_id)
         ls.workspace_context.changed(doc.uri)
+        ls.workspace_context.edits.forget(doc.uri)  # its hunks' positions no longer hold
 
 
 def register(ls: CodeLlamaServer) -> None:

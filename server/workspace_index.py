@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from codellama_lsp.context.documents import DocumentStore
+from codellama_lsp.context.documents import Document, DocumentStore
+from codellama_lsp.context.edits import EditHistory, RecentEdit, union_span
 from codellama_lsp.context.errors import CodeLlamaLspError
 from codellama_lsp.context.index import RepositoryIndex, index_stats
 from codellama_lsp.context.watcher import WatchError, WorkspaceWatcher
@@ -62,6 +63,8 @@ class WorkspaceContext:
         #: Most recently used documents last; their text feeds neighbour snippets.
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._updates: dict[str, asyncio.TimerHandle] = {}
+        #: Hunks the user changed recently, offered as context elsewhere.
+        self.edits = EditHistory()
         #: Counts ensure() and stop(): a build that finishes after either is dropped.
         self._generation = 0
 
@@ -83,6 +86,33 @@ class WorkspaceContext:
             if uri != current and doc is not None and path is not None:
                 found.append((path, doc.text))
         return found
+
+    def edited(
+        self, uri: str, before: str, document: Document, spans: list[tuple[int, int, int]]
+    ) -> None:
+        """Record a change as a recent-edit hunk (files on disk only; the index's
+        policy decides at use time whether a file may be shown)."""
+        path = uri_path(uri)
+        span = union_span(spans)
+        if path is None or span is None or self._ls.settings.context.recent_edits <= 0:
+            return
+        self.edits.record(
+            uri, path, before, document.text, span, time.monotonic(), document.line_of
+        )
+
+    def recent_edits(self, uri: str, line: int) -> tuple[RecentEdit, ...]:
+        """The hunks to offer at ``line`` of ``uri``: none without an index."""
+        index, settings = self.index, self._ls.settings.context
+        if index is None or settings.recent_edits <= 0:
+            return ()
+        return self.edits.recent(
+            uri,
+            line,
+            now=time.monotonic(),
+            limit=settings.recent_edits,
+            max_age_s=settings.recent_edits_minutes * 60,
+            allowed=index.is_allowed,
+        )
 
     # -- building -----------------------------------------------------------------
 
@@ -199,6 +229,7 @@ class WorkspaceContext:
 
     def opened(self, uri: str) -> None:
         self._touch(uri)
+        self.edits.forget(uri)  # the old hunks' line numbers no longer hold
         path = uri_path(uri)
         if path is not None:
             self._open_paths.add(path)

@@ -30,14 +30,17 @@ import pytest
 # it is imported from the repository root (see tests/support/__init__.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from codellama_lsp.core.stats import STATS_DIR_ENV
 from codellama_lsp.quant.catalog import MODELS_DIR_ENV
 from tests.support import llama_server
 from tests.support.synthetic import ensure_model, model_file
 
 # No test ever reaches the model hub, and none sees models the developer has
-# downloaded: the servers the tests start inherit both settings.
+# downloaded: the servers the tests start inherit these settings.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ[MODELS_DIR_ENV] = tempfile.mkdtemp(prefix="codellama-lsp-test-models-")
+# Acceptance counts of every server the tests start land here, never in the user's data.
+os.environ[STATS_DIR_ENV] = tempfile.mkdtemp(prefix="codellama-lsp-test-stats-")
 
 
 @contextlib.contextmanager

@@ -56,7 +56,8 @@ CASES = [
         15,
         {"maxTokens": 30},
     ),
-    # The time budget ends generation after the first token: deterministic.
+    # The time budget ends generation after the first token: deterministic (without
+    # healing, whose first token would only spell the "cycle" already typed).
     Case(
         "time_budget",
         "budget.py",
@@ -64,7 +65,7 @@ CASES = [
         "x = cycle",
         0,
         9,
-        {"maxTokens": 4000, "timeBudgetMs": 1},
+        {"maxTokens": 4000, "timeBudgetMs": 1, "tokenHealing": False},
     ),
 ]
 

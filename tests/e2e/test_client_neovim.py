@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from codellama_lsp.core.stats import STATS_DIR_ENV
+
 HERE = Path(__file__).parent
 
 
@@ -42,6 +44,7 @@ def run_neovim(mode: str, model_path: Path, tmp_path: Path) -> dict[str, object]
         "CODELLAMA_MODEL": str(model_path),
         "CODELLAMA_FILE": str(source),
         "XDG_STATE_HOME": str(tmp_path / "state"),  # Neovim's own logs stay here
+        STATS_DIR_ENV: str(tmp_path / "stats"),
     }
     done = subprocess.run(
         [str(nvim_binary()), "--headless", "--clean", "-u", str(HERE / "nvim" / "init.lua")],
@@ -68,6 +71,14 @@ def test_neovim_012_shows_ghost_text_and_accepting_inserts_it(
     assert data["line"] == "    " + " pass"  # accepted: the suggestion is in the buffer
     log = (tmp_path / "server.log").read_text()
     assert "textDocument/inlineCompletion" in log
+    # Neovim executed the item's command after inserting it: the server counted the accept.
+    stats = data["stats"]  # codellama/stats, asked after the accept
+    assert isinstance(stats, dict), stats
+    assert stats["shown"] == 1 and stats["accepted"] == 1
+    assert stats["accepted_chars"] == len(str(data["ghost"]))
+    (day,) = (tmp_path / "stats").glob("*.jsonl")
+    events = [json.loads(line)["event"] for line in day.read_text().splitlines()]
+    assert events == ["shown", "accepted"]
 
 
 def test_neovim_011_fallback_gets_it_through_completion(model_path: Path, tmp_path: Path) -> None:

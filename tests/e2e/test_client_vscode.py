@@ -22,6 +22,7 @@ import pytest
 
 from codellama_lsp.context.postprocess import _KNOWN, _canonical
 from codellama_lsp.core.settings import json_schema_properties
+from codellama_lsp.core.stats import STATS_DIR_ENV
 from tests.support.vscode_client import NODE, NPM, NpmError, run_npm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,25 +179,33 @@ def test_npm_unit_tests(built: Path) -> None:
 
 @needs_node
 def test_wire_and_host_against_the_real_server(
-    built: Path, model_path: Path, codellama_bin: str
+    built: Path, model_path: Path, codellama_bin: str, tmp_path: Path
 ) -> None:
     assert NPM is not None
     output = run(
         [NPM, "run", "test:wire"],
         timeout=180,
-        env={"CODELLAMA_LSP_PATH": codellama_bin, "CODELLAMA_TEST_MODEL": str(model_path)},
+        env={
+            "CODELLAMA_LSP_PATH": codellama_bin,
+            "CODELLAMA_TEST_MODEL": str(model_path),
+            STATS_DIR_ENV: str(tmp_path / "stats"),  # "Today: 1 of N accepted" counts only this
+        },
     )
     # A skipped node test still exits 0: make sure both (wire, fake host) really ran.
     assert "# pass 2" in output and "# skipped 0" in output, output[-4000:]
 
 
 @needs_node
-def test_wire_and_host_with_python_path(built: Path, model_path: Path) -> None:
+def test_wire_and_host_with_python_path(built: Path, model_path: Path, tmp_path: Path) -> None:
     assert NPM is not None
     output = run(
         [NPM, "run", "test:wire"],
         timeout=180,
-        env={"CODELLAMA_LSP_PYTHON": sys.executable, "CODELLAMA_TEST_MODEL": str(model_path)},
+        env={
+            "CODELLAMA_LSP_PYTHON": sys.executable,
+            "CODELLAMA_TEST_MODEL": str(model_path),
+            STATS_DIR_ENV: str(tmp_path / "stats"),
+        },
     )
     assert "# pass 2" in output and "# skipped 0" in output, output[-4000:]
 

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from codellama_lsp.core.stats import STATS_DIR_ENV
 from tests.conftest import long_setup
 from tests.support import vscode_real
 from tests.support.vscode_client import package_client
@@ -373,7 +374,12 @@ def window(
     )
     path_env = _path_without("codellama-lsp", toolchain.node_bin)
     server = vscode_real.CodeServer(
-        toolchain, profile, path_env=path_env, log_path=home / "code-server.log"
+        toolchain,
+        profile,
+        path_env=path_env,
+        log_path=home / "code-server.log",
+        # The servers the extension starts count acceptance here, and only this window's.
+        env={STATS_DIR_ENV: str(stats_dir(profile))},
     )
     vsix = package_client(home / "codellama-lsp.vsix")
     server.install_extension(vsix)
@@ -389,6 +395,10 @@ def window(
         yield win
         win.shot("last")
     _say(request, f"\n[vscode-real] screenshots: {shots}")
+
+
+def stats_dir(profile: vscode_real.Profile) -> Path:
+    return profile.user_data.parent / "stats"
 
 
 def test_ghost_text_accepted_with_tab_and_saved(window: Window) -> None:
@@ -425,6 +435,18 @@ def test_ghost_text_accepted_with_tab_and_saved(window: Window) -> None:
         ),
         20,
     )
+    # VS Code ran the item's command after the accept (workspace/executeCommand through the
+    # language client): the server counted it, and the tooltip shows today's rate.
+    window.until(
+        "today's acceptance rate in the tooltip",
+        lambda: re.search(r"Today: 1 of \d+ accepted \(\d+%\)", window.tooltip()),
+        30,
+    )
+    window.pointer_away()
+    days = list(stats_dir(window.profile).glob("*.jsonl"))
+    events = [json.loads(line) for day in days for line in day.read_text("utf-8").splitlines()]
+    assert [e["event"] for e in events].count("accepted") == 1, events
+    assert all(e["language"] == "python" for e in events), events
     # The first launch used the configured path (no failed start with the default name first).
     log = window.channel_log()
     starts = re.findall(r"Starting (\S+) --stdio", log)

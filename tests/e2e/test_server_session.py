@@ -141,6 +141,13 @@ async def session(
 
 
 def model_options(model_path: Path, **completion: Any) -> dict[str, Any]:
+    """The generated model, with ``completion`` settings.
+
+    Token healing is off unless asked for: the scripted model answers by the
+    prompt's last token, which healing takes off when the text ends in a word
+    (tests/e2e/test_server_suggestions.py tests healing itself).
+    """
+    completion = {"tokenHealing": False, **completion}
     return {"model": {"path": str(model_path), "nCtx": 4096}, "completion": completion}
 
 

@@ -9,7 +9,8 @@ close to the token embedding and the output matrix is biased so that the model
 behaves as a fixed bigram table: after ``▁<MID>`` it writes `` return a + b``
 then ``▁<EOT>``; after ``▁loop`` it writes ``▁loop`` forever (for max-token
 tests); after ``▁cycle`` it goes round ``LONG_CYCLE`` (for cancellation tests);
-after any other token it writes ``▁pass`` and then ``▁<EOT>``.  That makes
+after ``▁as`` it writes ``▁np`` then ``▁<EOT>`` (token healing tests); after
+any other token it writes ``▁pass`` and then ``▁<EOT>``.  That makes
 end-to-end tests exact while llama.cpp still runs every layer for real.
 
 A test tool, not part of the installed package (see tests/support/__init__.py):
@@ -71,7 +72,7 @@ LONG_CYCLE: tuple[str, ...] = (
 #: pip fetching the llama-cpp-python sdist (~75 MB; pip caches it for the next time).
 PIP_DOWNLOAD_TIMEOUT_S = 900
 #: Bumped when the scripted behaviour changes, so cached test models are rewritten.
-SCRIPT_VERSION = 2
+SCRIPT_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,9 @@ def write_model(
         for a, b in itertools.pairwise(chain):
             follow(a, b)
         follow("▁pass", EOT_ID)
+        # Token healing: "import numpy as n" backed off to "▁as" goes on with "▁np".
+        follow("▁as", "▁np")
+        follow("▁np", EOT_ID)
     follow("▁loop", "▁loop")
     for a, b in itertools.pairwise(LONG_CYCLE + LONG_CYCLE[:1]):
         follow(a, b)

@@ -7,7 +7,7 @@ import threading
 from codellama_lsp.context.assemble import PromptParts
 from codellama_lsp.context.postprocess import decide_policy, finish_generated
 from codellama_lsp.core.pipeline import CompletionInput, reuse
-from codellama_lsp.core.state import CompletionState
+from codellama_lsp.core.state import CompletionState, Prefetched
 
 TEXT = "def add(a, b):\n    \n"
 OFFSET = TEXT.index("\n    ") + 5
@@ -104,3 +104,32 @@ def test_a_suggestion_cut_by_the_time_budget_keeps_only_complete_lines() -> None
     assert finish_generated(text, policy, prefix, suffix) == text
     single = decide_policy("x = ", "\n", language="python")
     assert finish_generated("compute(a", single, "x = ", "\n", cut_short=True) == "compute(a"
+
+
+def test_accepting_the_first_line_of_a_multi_line_suggestion_is_answered_by_the_rest() -> None:
+    """Accept-line needs nothing computed ahead: the rest of what is shown answers it."""
+    state = CompletionState(8)
+    shown = "total = 0\n    for x in a:\n        total += x"
+    state.show("u", TEXT, OFFSET, shown, ("return 0",))
+    line = "total = 0\n"
+    accepted = TEXT[:OFFSET] + line + TEXT[OFFSET:]
+    answer = reuse(CompletionInput("u", accepted, OFFSET + len(line)), state, 0.0)
+    assert answer is not None and answer.source == "typed_through"
+    assert answer.suggestions == (shown[len(line) :],)  # the other candidate no longer fits
+
+
+def test_what_was_computed_ahead_answers_exactly_its_text_once() -> None:
+    state = CompletionState(8)
+    parts = PromptParts(context="", prefix=TEXT[:OFFSET], suffix=TEXT[OFFSET:])
+    ahead = TEXT[:OFFSET] + "x" + TEXT[OFFSET:]
+    state.store_prefetched("u", Prefetched(ahead, OFFSET + 1, ("y", "z"), parts))
+    assert reuse(CompletionInput("u", ahead, OFFSET), state, 0.0) is None  # another cursor
+    answer = reuse(CompletionInput("u", ahead, OFFSET + 1), state, 0.0)
+    assert answer is not None and answer.source == "prefetch"
+    assert answer.suggestions == ("y", "z") and state.counts["prefetch"] == 1
+    assert state.previous_parts("u") is parts  # the prompt the KV cache now holds
+    # Used once; and a reset forgets everything computed ahead.
+    assert reuse(CompletionInput("u", ahead, OFFSET + 1), state, 0.0) is not None  # shown now
+    state.store_prefetched("u", Prefetched(ahead, OFFSET + 1, (), parts))
+    state.reset()
+    assert state.take_prefetched("u", ahead, OFFSET + 1) is None

@@ -19,13 +19,16 @@ import {
 
 import { documentSelector } from "./languages";
 import {
+  ACCEPTED_COMMAND,
   DOCUMENT_ACTIVE_METHOD,
   documentActiveParams,
   hasPrompt,
   isStatusParams,
+  isTodayStats,
   LAST_PROMPT_METHOD,
   lastPromptDocument,
   type LastPromptResult,
+  STATS_METHOD,
   STATUS_METHOD,
 } from "./protocol";
 import {
@@ -358,6 +361,15 @@ class Extension implements vscode.Disposable {
           }
           return result;
         },
+        // VS Code runs an inline item's command after accepting it; the client sends it to
+        // the server (workspace/executeCommand), which counts it: refresh today's rate.
+        executeCommand: async (command, args, next) => {
+          const result = await next(command, args);
+          if (command === ACCEPTED_COMMAND) {
+            void this.refreshToday();
+          }
+          return result;
+        },
         workspace: {
           // The pull model hands out the whole section; strip keys the server does not know.
           configuration: async (params, token, next) => {
@@ -401,6 +413,7 @@ class Extension implements vscode.Disposable {
     this.update({ kind: "starting" });
     try {
       await client.start();
+      void this.refreshToday();
     } catch (error) {
       if (this.client !== client || launch.stopping) {
         return; // replaced or stopped while starting
@@ -489,12 +502,29 @@ class Extension implements vscode.Disposable {
     }
     this.latencyTimer = setTimeout(() => {
       this.latencyTimer = undefined;
+      void this.refreshToday();
       void this.lastPrompt().then((result) => {
         if (hasPrompt(result)) {
           this.update({ kind: "latency", latency: { ttftMs: result.ttftMs, totalMs: result.totalMs } });
         }
       });
     }, LATENCY_REFRESH_MS);
+  }
+
+  /** Today's acceptance rate for the tooltip (`codellama/stats`); an older server has none. */
+  private async refreshToday(): Promise<void> {
+    const client = this.client;
+    if (!client || !client.isRunning()) {
+      return;
+    }
+    try {
+      const today: unknown = await client.sendRequest(STATS_METHOD, {});
+      if (this.client === client && isTodayStats(today)) {
+        this.update({ kind: "today", today });
+      }
+    } catch {
+      // Not answered (an older server, or stopping): the tooltip goes without it.
+    }
   }
 
   /** After a pause, say which document and position the user is at (`codellama/documentActive`). */

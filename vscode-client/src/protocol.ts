@@ -5,6 +5,40 @@ export const STATUS_METHOD = "codellama/status";
 export const LAST_PROMPT_METHOD = "codellama/lastPrompt";
 /** Tells the server where the user is looking, so it can warm that prompt while they are idle. */
 export const DOCUMENT_ACTIVE_METHOD = "codellama/documentActive";
+/** Today's acceptance counts of every server on this machine (server/stats.py). */
+export const STATS_METHOD = "codellama/stats";
+/** The command on every inline item; the client executes it after an accept (LSP 3.18). */
+export const ACCEPTED_COMMAND = "codellama.suggestionAccepted";
+
+/** `codellama/stats`: counts only, kept locally; `enabled` false with `stats.enable` off. */
+export interface TodayStats {
+  readonly enabled: boolean;
+  readonly shown: number;
+  readonly accepted: number;
+}
+
+export function isTodayStats(value: unknown): value is TodayStats {
+  if (typeof value !== "object" || value === null) {
+    return false;
+  }
+  const { enabled, shown, accepted } = value as Record<string, unknown>;
+  if (enabled === false) {
+    return true;
+  }
+  return enabled === true && typeof shown === "number" && typeof accepted === "number";
+}
+
+/** "Today: 3 of 10 accepted (30%)", or undefined when there is nothing to say. */
+export function todayLine(stats: TodayStats | undefined): string | undefined {
+  if (!stats || !stats.enabled) {
+    return undefined;
+  }
+  if (stats.shown === 0) {
+    return "Today: no suggestions shown yet";
+  }
+  const rate = Math.round((100 * Math.min(stats.accepted, stats.shown)) / stats.shown);
+  return `Today: ${stats.accepted} of ${stats.shown} accepted (${rate}%)`;
+}
 
 export interface DocumentActiveParams {
   readonly textDocument: { readonly uri: string };

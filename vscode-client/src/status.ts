@@ -2,7 +2,7 @@
 // The model and the workspace index report independently (the server loads both
 // side by side), so they are tracked as two fields rather than one state.
 
-import { type StatusParams } from "./protocol";
+import { type StatusParams, type TodayStats, todayLine } from "./protocol";
 
 export type ModelState =
   | "starting"
@@ -50,6 +50,8 @@ export interface StatusState {
   readonly index: IndexState;
   readonly indexMessage: string;
   readonly latency: Latency | undefined;
+  /** Today's acceptance (`codellama/stats`), when the server has said. */
+  readonly today?: TodayStats;
 }
 
 export type StatusEvent =
@@ -59,7 +61,8 @@ export type StatusEvent =
   | { readonly kind: "server"; readonly params: StatusParams }
   | { readonly kind: "enabled"; readonly enabled: boolean }
   | { readonly kind: "backend"; readonly backend: string }
-  | { readonly kind: "latency"; readonly latency: Latency };
+  | { readonly kind: "latency"; readonly latency: Latency }
+  | { readonly kind: "today"; readonly today: TodayStats };
 
 export function initialStatus(enabled: boolean, backend = "local"): StatusState {
   return {
@@ -113,6 +116,8 @@ export function reduce(state: StatusState, event: StatusEvent): StatusState {
       return event.backend === state.backend ? state : { ...state, backend: event.backend, latency: undefined };
     case "latency":
       return { ...state, latency: event.latency };
+    case "today":
+      return { ...state, today: event.today };
     case "server": {
       const { state: serverState, message } = event.params;
       if (serverState === "indexing" || serverState === "indexed") {
@@ -204,6 +209,10 @@ export function render(state: StatusState): StatusView {
     lines.push(
       `Last completion: ${formatMs(state.latency.totalMs)} (first token ${formatMs(state.latency.ttftMs)})`,
     );
+  }
+  const today = todayLine(state.today);
+  if (today) {
+    lines.push(today);
   }
   lines.push(state.enabled ? "Click to disable inline suggestions" : "Click to enable inline suggestions");
 

@@ -86,9 +86,16 @@ local function type_and_accept()
     poll(ghost_text, function(text)
       result.ghost = text
       result.mode_when_shown = vim.api.nvim_get_mode().mode
-      vim.lsp.inline_completion.get() -- accept, as a key mapping would
+      -- Accept, as a key mapping would: Neovim inserts the item, then executes its
+      -- command (workspace/executeCommand), which the server counts as an accept.
+      vim.lsp.inline_completion.get()
       vim.schedule(function()
-        finish(nil)
+        -- Asked after the command, so answered after the server counted it.
+        local client = vim.lsp.get_clients({ bufnr = 0, name = "codellama" })[1]
+        client:request("codellama/stats", vim.empty_dict(), function(err, stats)
+          result.stats = err and { error = err.message } or stats
+          finish(nil)
+        end, 0)
       end)
     end)
   else

@@ -92,6 +92,22 @@ test("the bundled extension in a fake VS Code", { skip: SKIP, timeout: 120_000 }
     await until("the latency in the status bar", () => / · \d+ ms$/.test(recorded.statusText), 10_000);
     assert.match(recorded.statusTooltip, /Last completion: \d+ ms \(first token \d+ ms\)/);
 
+    // Accepting: VS Code runs the item's command after inserting it; the language client
+    // registered it (the server's executeCommandProvider) and sends workspace/executeCommand.
+    const token = { isCancellationRequested: false, onCancellationRequested: () => ({ dispose() {} }) };
+    const shownItems = (await provider().provideInlineCompletionItems(
+      document,
+      new Position(1, 4),
+      { triggerKind: 1, selectedCompletionInfo: undefined },
+      token,
+    )) as { items: { command?: { command: string; arguments?: unknown[] } }[] };
+    const accept = shownItems.items[0]?.command;
+    assert.equal(accept?.command, "codellama.suggestionAccepted");
+    assert.ok(recorded.commands.has(accept.command), "the client registered the server's command");
+    await recorded.commands.get(accept.command)!(...(accept.arguments ?? []));
+    // The tooltip asks codellama/stats after the accept.
+    await until("today's rate in the tooltip", () => /^Today: 1 of \d+ accepted \(\d+%\)$/m.test(recorded.statusTooltip), 10_000);
+
     await recorded.commands.get("codellama.showLastPrompt")!();
     const shown = recorded.openedDocuments.at(-1);
     // A read-only virtual document, plain text by its name.

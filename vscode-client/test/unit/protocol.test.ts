@@ -6,8 +6,10 @@ import {
   documentActiveParams,
   hasPrompt,
   isStatusParams,
+  isTodayStats,
   type LastPrompt,
   lastPromptDocument,
+  todayLine,
 } from "../../src/protocol";
 
 test("status params are checked before use", () => {
@@ -59,4 +61,13 @@ test("documentActive carries the uri and the cursor as the server reads them", (
     textDocument: { uri: "file:///w/a.py" },
     position: { line: 3, character: 7 },
   });
+});
+
+test("codellama/stats answers are checked before the tooltip uses them", () => {
+  assert.ok(isTodayStats({ enabled: true, shown: 4, accepted: 1, rate: 0.25 }));
+  assert.ok(isTodayStats({ enabled: false }));
+  assert.ok(!isTodayStats({ enabled: true, shown: "4" }));
+  assert.ok(!isTodayStats(null));
+  assert.equal(todayLine({ enabled: true, shown: 4, accepted: 1 }), "Today: 1 of 4 accepted (25%)");
+  assert.equal(todayLine({ enabled: false, shown: 0, accepted: 0 }), undefined);
 });

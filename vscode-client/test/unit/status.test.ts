@@ -120,3 +120,17 @@ test("the backend is named and a switch forgets the old timings", () => {
   // A restart keeps the configured backend.
   assert.equal(reduce(state, { kind: "starting" }).backend, "llama-server");
 });
+
+test("the tooltip shows today's acceptance rate once the server has said", () => {
+  let state = run(server("ready", "m.gguf ready"));
+  assert.doesNotMatch(render(state).tooltip, /Today/);
+  state = reduce(state, { kind: "today", today: { enabled: true, shown: 10, accepted: 3 } });
+  assert.match(render(state).tooltip, /^Today: 3 of 10 accepted \(30%\)$/m);
+  state = reduce(state, { kind: "today", today: { enabled: true, shown: 0, accepted: 0 } });
+  assert.match(render(state).tooltip, /Today: no suggestions shown yet/);
+  // stats.enable off: nothing is counted, so nothing is claimed.
+  state = reduce(state, { kind: "today", today: { enabled: false, shown: 0, accepted: 0 } });
+  assert.doesNotMatch(render(state).tooltip, /Today/);
+  // A new server process is asked again.
+  assert.equal(reduce(state, { kind: "starting" }).today, undefined);
+});
