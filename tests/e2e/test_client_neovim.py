@@ -30,7 +30,9 @@ def nvim_binary() -> Path:
     return binary
 
 
-def run_neovim(mode: str, model_path: Path, tmp_path: Path) -> dict[str, object]:
+def run_neovim(
+    mode: str, model_path: Path, tmp_path: Path, candidates: int = 0
+) -> dict[str, object]:
     source = tmp_path / "add.py"
     source.write_text("def add(a, b):\n    \n")
     result = tmp_path / "result.json"
@@ -46,6 +48,8 @@ def run_neovim(mode: str, model_path: Path, tmp_path: Path) -> dict[str, object]
         "XDG_STATE_HOME": str(tmp_path / "state"),  # Neovim's own logs stay here
         STATS_DIR_ENV: str(tmp_path / "stats"),
     }
+    if candidates:
+        env["CODELLAMA_NVIM_CANDIDATES"] = str(candidates)
     done = subprocess.run(
         [str(nvim_binary()), "--headless", "--clean", "-u", str(HERE / "nvim" / "init.lua")],
         env=env,
@@ -86,3 +90,15 @@ def test_neovim_011_fallback_gets_it_through_completion(model_path: Path, tmp_pa
     assert data["items"] == ["pass"]
     assert str(data["line"]).rstrip().endswith("pass")
     assert "textDocument/completion" in (tmp_path / "server.log").read_text()
+
+
+def test_neovim_012_cycles_through_candidates(model_path: Path, tmp_path: Path) -> None:
+    """completion.candidates 3: the README's <M-]> (vim.lsp.inline_completion.select)
+    shows the second candidate, and accepting inserts that one."""
+    data = run_neovim("inline", model_path, tmp_path, candidates=3)
+    assert data["first_ghost"] == " pass"  # the best candidate, as with one
+    shown = str(data["ghost"])
+    assert shown.endswith(" (2/3)")  # Neovim's hint: the second of three
+    second = shown.removesuffix(" (2/3)")
+    assert second.strip() and second != data["first_ghost"]
+    assert data["line"] == "    " + second

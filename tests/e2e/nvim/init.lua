@@ -19,7 +19,10 @@ vim.lsp.config("codellama", {
   cmd = { env.CODELLAMA_PYTHON, "-m", "codellama_lsp.server", "--stdio", "--log-file", env.CODELLAMA_LOG },
   filetypes = { "python" },
   root_markers = { ".git" },
-  init_options = { model = { path = env.CODELLAMA_MODEL, nCtx = 4096 } },
+  init_options = {
+    model = { path = env.CODELLAMA_MODEL, nCtx = 4096 },
+    completion = { candidates = tonumber(env.CODELLAMA_NVIM_CANDIDATES or "1") },
+  },
   handlers = {
     ["codellama/status"] = function(_, params)
       table.insert(result.statuses, params.state)
@@ -44,6 +47,9 @@ vim.api.nvim_create_autocmd({ "LspAttach", "BufEnter", "CursorHold" }, {
 })
 if mode == "inline" then
   vim.lsp.inline_completion.enable()
+  -- completion.candidates > 1: cycle through them.
+  vim.keymap.set("i", "<M-]>", function() vim.lsp.inline_completion.select({ count = 1 }) end)
+  vim.keymap.set("i", "<M-[>", function() vim.lsp.inline_completion.select({ count = -1 }) end)
 end
 
 -- Fail instead of hanging if nothing happens.
@@ -83,7 +89,7 @@ local function type_and_accept()
   vim.api.nvim_win_set_cursor(0, { 2, 4 })
   vim.api.nvim_feedkeys(vim.keycode("A"), "n", false)
   if mode == "inline" then
-    poll(ghost_text, function(text)
+    local function accept(text)
       result.ghost = text
       result.mode_when_shown = vim.api.nvim_get_mode().mode
       -- Accept, as a key mapping would: Neovim inserts the item, then executes its
@@ -97,6 +103,18 @@ local function type_and_accept()
           finish(nil)
         end, 0)
       end)
+    end
+    poll(ghost_text, function(text)
+      if not env.CODELLAMA_NVIM_CANDIDATES then
+        return accept(text)
+      end
+      -- Several candidates: the mapping shows the next one, and that one is accepted.
+      result.first_ghost = text
+      vim.api.nvim_feedkeys(vim.keycode("<M-]>"), "m", false)
+      poll(function()
+        local now = ghost_text()
+        return now ~= nil and now ~= text and now
+      end, accept)
     end)
   else
     -- Neovim 0.11: the same suggestion through textDocument/completion, with the
