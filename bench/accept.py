@@ -113,16 +113,7 @@ def run_ours(
             "completion": {"maxTokens": args.n_predict, "prefetch": prefetch},
             "context": {"enable": False},
         }
-        client.call(
-            "initialize",
-            {
-                "processId": os.getpid(),
-                "rootUri": workspace.as_uri(),
-                "capabilities": {},
-                "initializationOptions": options,
-            },
-        )
-        client.notify("initialized", {})
+        client.initialize(workspace, options)
         uri = (workspace / "orders.py").as_uri()
         client.notify(
             "textDocument/didOpen",

@@ -272,6 +272,19 @@ class LspClient:
         self.send({"id": self._next_id, "method": method, "params": params})
         return self._next_id
 
+    def initialize(self, workspace: Path, options: dict[str, Any]) -> None:
+        """The LSP handshake with ``options`` as initializationOptions."""
+        self.call(
+            "initialize",
+            {
+                "processId": os.getpid(),
+                "rootUri": workspace.as_uri(),
+                "capabilities": {},
+                "initializationOptions": options,
+            },
+        )
+        self.notify("initialized", {})
+
     def notify(self, method: str, params: Any) -> None:
         self.send({"method": method, "params": params})
 
@@ -377,16 +390,7 @@ def run_ours(
         }
         if variant is not None:
             _merge(options, variant[1])
-        client.call(
-            "initialize",
-            {
-                "processId": os.getpid(),
-                "rootUri": workspace.as_uri(),
-                "capabilities": {},
-                "initializationOptions": options,
-            },
-        )
-        client.notify("initialized", {})
+        client.initialize(workspace, options)
         uri = (workspace / "orders.py").as_uri()
         # Load the model on a throwaway document so the cold row measures the prompt only.
         warm = (workspace / "warmup.py").as_uri()

@@ -160,21 +160,32 @@ def reuse(doc: CompletionInput, state: CompletionState, started: float) -> Answe
         return None
     remainders = typed_through_all(state.shown(doc.key), doc.text, doc.offset)
     if remainders:
-        first, *others = remainders
-        state.show(doc.key, doc.text, doc.offset, first, tuple(others))
         state.count("typed_through")
-        return Answer(first, "typed_through", _since(started), alternatives=tuple(others))
+        return _offer(doc, state, "typed_through", remainders, started)
     state.hide(doc.key)
     ahead = state.take_prefetched(doc.key, doc.text, doc.offset)
     if ahead is None:
         return None
     state.remember(doc.key, ahead.parts)  # the prompt the KV cache now holds
     state.count("prefetch")
-    if not ahead.suggestions:
-        return Answer(None, "prefetch", _since(started))
-    first, *others = ahead.suggestions
+    return _offer(doc, state, "prefetch", ahead.suggestions, started)
+
+
+def _offer(
+    doc: CompletionInput,
+    state: CompletionState,
+    source: str,
+    suggestions: tuple[str, ...],
+    started: float,
+    prompt: Prompt | None = None,
+    result: CompletionResult | None = None,
+) -> Answer:
+    """The answer offering ``suggestions`` (best first), remembered as what is on screen."""
+    if not suggestions:
+        return Answer(None, source, _since(started), prompt, result)
+    first, *others = suggestions
     state.show(doc.key, doc.text, doc.offset, first, tuple(others))
-    return Answer(first, "prefetch", _since(started), alternatives=tuple(others))
+    return Answer(first, source, _since(started), prompt, result, tuple(others))
 
 
 def run_model(
@@ -399,11 +410,7 @@ def record(
     state.count(source)
     if cancel.is_set():
         suggestions = ()  # superseded after it was made: the text it was made for is gone
-    if not suggestions:
-        return Answer(None, source, _since(started), prompt, result)
-    first, *others = suggestions
-    state.show(doc.key, doc.text, doc.offset, first, tuple(others))
-    return Answer(first, source, _since(started), prompt, result, tuple(others))
+    return _offer(doc, state, source, suggestions, started, prompt, result)
 
 
 def _since(started: float) -> float:

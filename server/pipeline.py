@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
+from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
@@ -259,12 +261,17 @@ def warm_ahead(ls: CodeLlamaServer, uri: str, position: types.Position) -> None:
     mine = ls.completions.begin_warming(uri)
     if mine is None:
         return
-    task = asyncio.ensure_future(_warm(ls, uri, position, mine))
-    _WARMING.add(task)
-    task.add_done_callback(_WARMING.discard)
+    _in_background(_warm(ls, uri, position, mine))
 
 
 _WARMING: set[asyncio.Future[None]] = set()
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` as a task that is kept referenced until it is done."""
+    task = asyncio.ensure_future(work)
+    _WARMING.add(task)
+    task.add_done_callback(_WARMING.discard)
 
 
 def prefetch_ahead(ls: CodeLlamaServer, doc: CompletionInput, shown: str) -> None:
@@ -281,9 +288,7 @@ def prefetch_ahead(ls: CodeLlamaServer, doc: CompletionInput, shown: str) -> Non
     mine = ls.completions.begin_warming(doc.key)
     if mine is None:
         return
-    task = asyncio.ensure_future(_prefetch(ls, doc, shown, mine))
-    _WARMING.add(task)
-    task.add_done_callback(_WARMING.discard)
+    _in_background(_prefetch(ls, doc, shown, mine))
 
 
 async def _prefetch(ls: CodeLlamaServer, doc: CompletionInput, shown: str, mine: InFlight) -> None:
