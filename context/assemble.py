@@ -14,7 +14,15 @@ from pathlib import PurePath
 from .edits import RecentEdit, edit_chunks, render_edits
 from .index import RepositoryIndex
 from .languages import comment_prefix
-from .packing import ContextChunk, TokenCounter, estimate_tokens, pack_chunks, path_line, render
+from .packing import (
+    FILE_SEPARATOR,
+    ContextChunk,
+    TokenCounter,
+    estimate_tokens,
+    pack_chunks,
+    path_line,
+    render,
+)
 from .prompt import FileView, fim_input, sticky_prefix_start, take_view, view_still_serves
 from .retrieval import (
     RecentFile,
@@ -132,6 +140,7 @@ def _pack_edits(
     edits: Sequence[RecentEdit],
     room: int,
     comment: str,
+    header: str,
     index: RepositoryIndex | None,
     count_tokens: TokenCounter,
 ) -> _EditSection:
@@ -139,9 +148,15 @@ def _pack_edits(
     chunks = edit_chunks(edits, comment, lambda p: display_path(index, p))
     if not chunks:
         return _EditSection("", (), 0, True)
-    packed = pack_chunks(chunks, room, comment, count_tokens=count_tokens)
+    packed = pack_chunks(chunks, room, header, count_tokens=count_tokens)
     whole = packed.dropped == 0 and all(c in chunks for c in packed.chunks)
-    return _EditSection(render_edits(packed.chunks), packed.chunks, packed.tokens, whole)
+    return _EditSection(render_edits(packed.chunks, header), packed.chunks, packed.tokens, whole)
+
+
+def _header(comment: str, files: bool) -> str:
+    """What path lines start with: the language's comment, or the file separator of a
+    repository-level prompt (the backend writes its model's token there)."""
+    return FILE_SEPARATOR if files else comment
 
 
 def _split(chunks: Sequence[ContextChunk]) -> tuple[ContextChunk, ...]:
@@ -172,6 +187,7 @@ def assemble(
     count_tokens: TokenCounter = estimate_tokens,
     previous: PromptParts | None = None,
     edits: Sequence[RecentEdit] = (),
+    files: bool = False,
 ) -> PromptParts:
     """Prefix and suffix windows around ``offset`` plus repository context for ``path``.
 
@@ -180,7 +196,8 @@ def assemble(
     has not changed materially (:func:`context_changed`), so that consecutive
     prompts share the longest token prefix.  ``edits`` (recent hunks elsewhere)
     are written after the repository chunks; when only they change, only their
-    section is written anew.
+    section is written anew.  ``files``: the context is written as the sections of a
+    repository-level prompt (:data:`~.packing.FILE_SEPARATOR` path lines).
     """
     start = sticky_prefix_start(
         text, offset, max_prefix_chars, previous.prefix_start if previous else None
@@ -190,7 +207,8 @@ def assemble(
         return PromptParts("", fim.prefix, fim.suffix, prefix_start=start)
     offered = _offered(edits, index, path, context_tokens)
     comment = comment_prefix(PurePath(path))
-    trailer = path_line(comment, display_path(index, path))
+    header = _header(comment, files)
+    trailer = path_line(header, display_path(index, path))
     budget = context_tokens - count_tokens(trailer)
     packed = build_context_chunks(
         index,
@@ -203,12 +221,13 @@ def assemble(
         options=RetrievalOptions(prefix_chars=max_prefix_chars, suffix_chars=max_suffix_chars),
         include_current_path=False,
         extra=edit_chunks(offered, comment, lambda p: display_path(index, p)),
+        header=header,
     )
     repo_chunks = _split(packed.chunks)
     if previous is not None and _keeps_context(previous, context_tokens, repo_chunks):
         section = _EditSection(previous.edit_text, (), 0, True)
         if offered != previous.edits:
-            section = _pack_edits(offered, previous.edit_room, comment, index, count_tokens)
+            section = _pack_edits(offered, previous.edit_room, comment, header, index, count_tokens)
         if section.whole:
             held = previous.chunks if offered == previous.edits else _split(previous.chunks)
             body = previous.repository + section.text
@@ -223,12 +242,12 @@ def assemble(
                 edits=offered,
                 edit_text=section.text,
             )
-    repository = render(repo_chunks, comment, None)
+    repository = render(repo_chunks, header, None)
     repo_tokens = packed.tokens if len(repo_chunks) == len(packed.chunks) else 0
     if repository and not repo_tokens:
         repo_tokens = count_tokens(repository)
     room = budget - repo_tokens
-    section = _pack_edits(offered, room, comment, index, count_tokens)
+    section = _pack_edits(offered, room, comment, header, index, count_tokens)
     body = repository + section.text
     return PromptParts(
         body + trailer if body else "",
@@ -341,7 +360,7 @@ _PINNED_MAX_CHARS = 600
 
 
 def _view_head(
-    repository: str, view: FileView, edits: str, pinned: str, comment: str, shown_path: str
+    repository: str, view: FileView, edits: str, pinned: str, header: str, shown_path: str
 ) -> str:
     """``repository · view · recent edits · pinned callee``, each labelled with its path.
 
@@ -349,8 +368,8 @@ def _view_head(
     the pinned callee and the near windows, not the repository and the view.
     """
     body = view.text if view.text.endswith("\n") or not view.text else view.text + "\n"
-    head = repository + path_line(comment, shown_path) + body
-    return head + edits + pinned + path_line(comment, shown_path)
+    head = repository + path_line(header, shown_path) + body
+    return head + edits + pinned + path_line(header, shown_path)
 
 
 def _pinned_callee(
@@ -359,6 +378,7 @@ def _pinned_callee(
     text: str,
     offset: int,
     held: Sequence[ContextChunk],
+    header: str = "",
 ) -> str:
     """The call's definition when the kept context does not already show it, else ""."""
     if index is None or path is None:
@@ -371,7 +391,7 @@ def _pinned_callee(
     chunk = missing[0]
     body = chunk.text if len(chunk.text) <= _PINNED_MAX_CHARS else chunk.text[:_PINNED_MAX_CHARS]
     body = body if body.endswith("\n") else body + "\n"
-    return path_line(comment_prefix(PurePath(path)), chunk.path) + body
+    return path_line(header or comment_prefix(PurePath(path)), chunk.path) + body
 
 
 def assemble_view(
@@ -386,6 +406,7 @@ def assemble_view(
     count_tokens: TokenCounter = estimate_tokens,
     previous: PromptParts | None = None,
     edits: Sequence[RecentEdit] = (),
+    files: bool = False,
 ) -> PromptParts:
     """The "view" layout: repository context, a sticky view of the file, small near windows.
 
@@ -420,6 +441,7 @@ def assemble_view(
                 count_tokens=count_tokens,
                 previous=previous if previous is not None and previous.view is None else None,
                 edits=edits,
+                files=files,
             ),
             prompt_budget=budget,
         )
@@ -427,6 +449,7 @@ def assemble_view(
     old = previous.view if previous is not None else None
     offered = _offered(edits, index, path, plan.context_tokens)
     comment = comment_prefix(PurePath(path)) if path is not None else "#"
+    header = _header(comment, files)
     shown_path = display_path(index, path) if path is not None else "untitled"
     section: _EditSection | None = None
     if (
@@ -438,15 +461,15 @@ def assemble_view(
         and view_still_serves(old, text, offset, stale)
     ):
         if offered != previous.edits:
-            section = _pack_edits(offered, previous.edit_room, comment, index, count_tokens)
+            section = _pack_edits(offered, previous.edit_room, comment, header, index, count_tokens)
         if section is None or section.whole:
-            pinned = _pinned_callee(index, path, text, offset, previous.chunks)
+            pinned = _pinned_callee(index, path, text, offset, previous.chunks, header)
             context, held, edit_text = previous.context, previous.chunks, previous.edit_text
             if section is not None:
                 held, edit_text = _split(previous.chunks) + section.chunks, section.text
             if pinned != previous.pinned or edit_text != previous.edit_text:
                 context = _view_head(
-                    previous.repository, old, edit_text, pinned, comment, shown_path
+                    previous.repository, old, edit_text, pinned, header, shown_path
                 )
             return replace(
                 previous,
@@ -478,6 +501,7 @@ def assemble_view(
             options=RetrievalOptions(prefix_chars=before, suffix_chars=len(view.text) - before),
             include_current_path=False,
             extra=edit_chunks(offered, comment, lambda p: display_path(index, p)),
+            header=header,
         )
         repo_chunks = _split(packed.chunks)
         if (
@@ -487,19 +511,19 @@ def assemble_view(
             and not context_changed(previous.chunks, repo_chunks)
         ):
             room = previous.edit_room
-            section = _pack_edits(offered, room, comment, index, count_tokens)
+            section = _pack_edits(offered, room, comment, header, index, count_tokens)
             kept = section.whole or offered == previous.edits
             if kept:
                 repository, chunks = previous.repository, _split(previous.chunks)
                 tokens = previous.context_budget - room
         if not kept:
-            repository, chunks = render(repo_chunks, comment, None), repo_chunks
+            repository, chunks = render(repo_chunks, header, None), repo_chunks
             tokens = packed.tokens if len(repo_chunks) == len(packed.chunks) else 0
             if repository and not tokens:
                 tokens = count_tokens(repository)
             room = plan.context_tokens - tokens
-            section = _pack_edits(offered, room, comment, index, count_tokens)
-    head = _view_head(repository, view, section.text, "", comment, shown_path)
+            section = _pack_edits(offered, room, comment, header, index, count_tokens)
+    head = _view_head(repository, view, section.text, "", header, shown_path)
     return PromptParts(
         context=head,
         prefix=fim.prefix,

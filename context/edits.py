@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from .packing import PRIORITY_EDIT, ContextChunk
+from .packing import FILE_SEPARATOR, PRIORITY_EDIT, ContextChunk, path_line
 
 #: (start, end, new_end): the text's ``[start, end)`` became ``[start, new_end)``.
 Span = tuple[int, int, int]
@@ -370,10 +370,17 @@ def edit_chunks(
     return chunks
 
 
-def render_edits(chunks: Sequence[ContextChunk]) -> str:
-    """The chosen hunks oldest first: a new one only adds tokens at the end."""
+def render_edits(chunks: Sequence[ContextChunk], header: str = "") -> str:
+    """The chosen hunks oldest first: a new one only adds tokens at the end.
+
+    In a repository-level prompt (``header`` is the file separator) each hunk is
+    a section of its own file.
+    """
     ordered = sorted(chunks, key=lambda c: -c.rank)
-    return "".join(c.text.rstrip("\n") + "\n" for c in ordered)
+    files = header == FILE_SEPARATOR
+    return "".join(
+        (path_line(header, c.path) if files else "") + c.text.rstrip("\n") + "\n" for c in ordered
+    )
 
 
 __all__ = (

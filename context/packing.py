@@ -7,6 +7,7 @@ order, so that typing, which changes scores, does not shuffle the prompt text
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -58,8 +59,33 @@ class PackedContext:
     dropped: int
 
 
+#: Written instead of a comment prefix for families trained with repository-level
+#: prompts: each section then starts with this and its path on a line of its own, and
+#: the backend writes it after its model's file-separator token (:func:`file_sections`).
+FILE_SEPARATOR = "\x1c"
+_SECTION_START = re.compile(r"(?:^|(?<=\n))\x1c")
+
+
 def path_line(comment: str, path: str) -> str:
+    """The line naming the file a section comes from: ``# Path: a/b.py`` (a comment in
+    the current file's language), or a repository-level prompt's file separator."""
+    if comment == FILE_SEPARATOR:
+        return f"{FILE_SEPARATOR}{path}\n"
     return f"{comment} Path: {path}\n"
+
+
+def file_sections(context: str) -> tuple[tuple[str, str], ...]:
+    """(path, text) of each section of a context written with :data:`FILE_SEPARATOR`.
+
+    A section only starts at the beginning of a line, so text holding the
+    separator mid-line stays text; the last section (the current file's path
+    before the FIM part) has no text.
+    """
+    found = []
+    for part in _SECTION_START.split(context)[1:]:
+        path, _, text = part.partition("\n")
+        found.append((path, text))
+    return tuple(found)
 
 
 def render(chunks: Sequence[ContextChunk], comment: str, current_path: str | None) -> str:

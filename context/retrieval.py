@@ -722,17 +722,19 @@ def build_context_chunks(
     options: RetrievalOptions | None = None,
     include_current_path: bool = True,
     extra: Sequence[ContextChunk] = (),
+    header: str = "",
 ) -> PackedContext:
     """Retrieve and pack; the structured result keeps the chosen chunks for inspection.
 
-    ``extra`` chunks (recent edits) are ranked with the retrieved ones by priority.
+    ``extra`` chunks (recent edits) are ranked with the retrieved ones by priority;
+    ``header`` is what path lines start with (default: the file's comment prefix).
     """
     chunks = retrieve(index, path, text, offset, recent, options=options) + list(extra)
     current = display_path(index, path) if include_current_path else None
     return pack_chunks(
         chunks,
         budget_tokens,
-        comment_prefix(PurePath(path)),
+        header or comment_prefix(PurePath(path)),
         count_tokens=count_tokens,
         current_path=current,
     )

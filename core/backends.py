@@ -10,6 +10,7 @@ import dataclasses
 
 from codellama_lsp.context.packing import estimate_tokens
 from codellama_lsp.quant.backend import Backend, BackendInfo, EngineConfig
+from codellama_lsp.quant.fim import FAMILIES
 from codellama_lsp.quant.remote import RemoteConfig, RemoteEngine
 
 from .settings import Settings
@@ -40,6 +41,7 @@ def remote_config(settings: Settings) -> RemoteConfig:
         timeout_s=backend.timeout_ms / 1000,
         verify_tls=backend.verify_tls,
         n_ctx=settings.model.n_ctx,
+        family=backend.family,
     )
 
 
@@ -82,8 +84,11 @@ class Estimate:
     build, with :func:`estimate_tokens` in place of the model's tokenizer.
     """
 
-    def __init__(self, n_ctx: int) -> None:
-        self._info = BackendInfo("none", "untokenized", n_ctx)
+    def __init__(self, n_ctx: int, family: str = "codellama") -> None:
+        fim = FAMILIES[family]
+        self._info = BackendInfo(
+            "none", "untokenized", n_ctx, family=fim.name, repo_level=fim.repo_level
+        )
 
     def describe(self) -> BackendInfo:
         return self._info

@@ -28,6 +28,7 @@ from codellama_lsp.context.assemble import (
 )
 from codellama_lsp.context.edits import RecentEdit
 from codellama_lsp.context.index import RepositoryIndex
+from codellama_lsp.context.packing import file_sections
 from codellama_lsp.context.postprocess import StopChecker, decide_policy, finish_generated
 from codellama_lsp.context.redact import redact
 from codellama_lsp.context.retrieval import RecentFile
@@ -275,13 +276,18 @@ def build_prompt(
             info.n_ctx, window.max_tokens, info.prompt_tokens_per_s, window.cold_budget_ms
         )
     )
-    parts = _parts(doc, settings, backend, state, budget)
+    parts = _parts(doc, settings, backend, state, budget, info.repo_level)
     # Credentials never reach a model, local or remote (the parts themselves stay
     # as the user's text: the suggestion is checked against what is really there).
+    context = redact(parts.context)
+    files, path = _files(context) if info.repo_level else ((), "")
     request = CompletionRequest(
         prefix=redact(parts.prefix),
         suffix=redact(parts.suffix),
-        context=redact(parts.context),
+        context="" if info.repo_level else context,
+        files=files,
+        repo=doc.index.root.name if files and doc.index is not None else "",
+        path=path,
         max_tokens=window.max_tokens,
         fim_order=window.fim_order,
         time_budget_ms=window.time_budget_ms,
@@ -299,10 +305,27 @@ def build_prompt(
     return Prompt(parts, request, policy, key, _since(begun))
 
 
+def _files(context: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """A repository-level context's files, and the current file's path (its last section)."""
+    sections = file_sections(context)
+    if sections and not sections[-1][1]:
+        return sections[:-1], sections[-1][0]
+    return sections, ""
+
+
 def _parts(
-    doc: CompletionInput, settings: Settings, backend: Budget, state: CompletionState, budget: int
+    doc: CompletionInput,
+    settings: Settings,
+    backend: Budget,
+    state: CompletionState,
+    budget: int,
+    files: bool,
 ) -> PromptParts:
-    """The prompt's text parts in the configured layout, cut for ``budget`` tokens."""
+    """The prompt's text parts in the configured layout, cut for ``budget`` tokens.
+
+    ``files``: the backend's model was trained with repository-level prompts, so the
+    context is written as file sections, not a commented preamble.
+    """
     window = settings.completion
     index = doc.index if settings.context.enable else None
     explicit = 0 if index is None else settings.context.max_tokens
@@ -329,6 +352,7 @@ def _parts(
             count_tokens=backend.count_tokens,
             previous=previous,
             edits=doc.edits,
+            files=files,
         )
     # The windows take at most four fifths of the budget, the prefix most of that.
     room = budget * CHARS_PER_TOKEN * 4 // 5
@@ -354,6 +378,7 @@ def _parts(
         count_tokens=backend.count_tokens,
         previous=previous,
         edits=doc.edits,
+        files=files,
     )
 
 

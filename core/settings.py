@@ -155,6 +155,18 @@ class BackendSettings:
             "`/completion`."
         ),
     )
+    family: Literal["codellama", "qwen2.5-coder", "starcoder2", "deepseek-coder", "codegemma"] = (
+        field(
+            default="codellama",
+            metadata=_doc(
+                "The FIM model family a remote server runs, for the prompts this server "
+                "writes itself (`openai`, and `llama-server` with `endpoint` `completion`): "
+                "its FIM tokens, order and repository-context format. `/infill` needs none "
+                "(llama-server formats the prompt with its model's own tokens). A local "
+                "model's family is read from its GGUF."
+            ),
+        )
+    )
     model: str = field(
         default="",
         metadata=_doc(
@@ -184,13 +196,15 @@ class BackendSettings:
 class CompletionSettings:
     """The prompt window around the cursor and how one suggestion is generated."""
 
-    fim_order: Literal["spm", "psm"] = field(
-        default="spm",
+    fim_order: Literal["auto", "spm", "psm"] = field(
+        default="auto",
         metadata=_doc(
-            "Fill-in-the-middle order. `spm` (suffix, then prefix) keeps the text being typed "
-            "at the end of the prompt so the KV cache is reused across keystrokes; `psm` "
-            "(prefix, suffix, middle) is the order most examples use. Code Llama was trained "
-            "with both."
+            "Fill-in-the-middle order. `auto`: the model family's own, SPM for Code Llama and "
+            "PSM for the families trained only with it (Qwen2.5-Coder, StarCoder2, "
+            "DeepSeek-Coder, CodeGemma). `spm` (suffix, then prefix) keeps the text being "
+            "typed at the end of the prompt so a keystroke only appends tokens; `psm` "
+            "(prefix, suffix, middle) re-evaluates the near suffix on each keystroke. An "
+            "order the model was not trained with is logged and replaced by its own."
         ),
     )
     max_tokens: int = field(

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-#: Prompt layouts Code Llama was trained with: suffix-prefix-middle, prefix-suffix-middle.
-FimOrder = Literal["spm", "psm"]
+#: Fill-in-the-middle orders: suffix-prefix-middle, prefix-suffix-middle, or ``auto``:
+#: the model family's own (SPM where it was trained with it, else PSM).
+FimOrder = Literal["auto", "spm", "psm"]
 
 StopReason = Literal[
     "eot", "eos", "stop_rule", "max_tokens", "time_budget", "context_full", "cancelled"
@@ -51,9 +52,15 @@ class CompletionRequest:
     prefix: str
     suffix: str
     max_tokens: int = 128
-    fim_order: FimOrder = "spm"
+    fim_order: FimOrder = "auto"
     #: Repository context, written before the FIM tokens (dropped first when space runs out).
     context: str = ""
+    #: Repository-level context (families trained with it): (path, text) per file, in
+    #: prompt order, written after the repository's name and before the current file.
+    files: tuple[tuple[str, str], ...] = ()
+    #: The repository's name and the current file's path (repository-level prompts).
+    repo: str = ""
+    path: str = ""
     #: Generation stops after this long (milliseconds from the request; 0: no limit).
     time_budget_ms: float = 0.0
     #: Prompt-lookup decoding: tokens guessed per step from n-grams of the prompt (0: off).
@@ -118,6 +125,10 @@ class BackendInfo:
     #: Measured prompt evaluation speed, tokens per second (0: not known yet).
     #: Cold prompts are sized with it so that their first token stays in budget.
     prompt_tokens_per_s: float = 0.0
+    #: The model family whose FIM format prompts take (``quant.fim.FAMILIES``).
+    family: str = "codellama"
+    #: Repository context goes as files (``CompletionRequest.files``), not a preamble.
+    repo_level: bool = False
 
 
 class Health:

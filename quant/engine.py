@@ -295,26 +295,26 @@ class Engine:
         self._lock = threading.Lock()
         model = llama._model
         self._vocab = model.vocab
-        ids = {
-            "▁<PRE>": int(model.token_prefix()),
-            "▁<SUF>": int(model.token_suffix()),
-            "▁<MID>": int(model.token_middle()),
-            "▁<EOT>": int(model.token_eot()),
-        }
-        fim.require_fim(ids, config.model_path)
-        self.fim = fim.FimTokens(
-            bos=int(model.token_bos()),
-            eos=int(model.token_eos()),
-            prefix=ids["▁<PRE>"],
-            suffix=ids["▁<SUF>"],
-            middle=ids["▁<MID>"],
-            eot=ids["▁<EOT>"],
-        )
-        self._controls = {self.fim.prefix, self.fim.suffix, self.fim.middle, self.fim.eot}
         self._n_vocab = int(llama.n_vocab())
+        self._texts: dict[str, int] | None = None
+        self.fim = fim.resolve(
+            config.model_path,
+            {str(k): str(v) for k, v in llama.metadata.items()},
+            self._find_token,
+            self._token_text,
+            bos=int(model.token_bos()) if model.add_bos_token() else None,
+            eos=int(model.token_eos()),
+        )
+        self._controls = set(self.fim.controls)
+        from llama_cpp import llama_cpp as C
+
+        #: SentencePiece (Code Llama) prefixes text with "▁"; byte-level BPE does not.
+        self._spm = int(C.llama_vocab_type(self._vocab)) == int(C.LLAMA_VOCAB_TYPE_SPM)
         # Tokenizing "☺" + text and dropping the marker's tokens encodes text
         # without SentencePiece's leading "▁" (Code Llama's suffix encoding).
-        self._marker = self._tokenize("☺")
+        self._marker = self._tokenize("☺") if self._spm else []
+        #: ``completion.fimOrder`` values this family was not trained with, logged once.
+        self._order_warned: set[str] = set()
         #: Filled in by load(): memory estimate and layers offloaded to a GPU.
         self.memory_bytes = 0
         self.gpu_layers = 0
@@ -373,10 +373,15 @@ class Engine:
             llama.metadata, path.stat().st_size, config.n_ctx, config.kv_cache_type
         )
         log.info(
-            "loaded %s in %.0f ms: n_ctx=%d layers on GPU %d/%d threads=%s flash_attn=%s "
+            "loaded %s in %.0f ms: %s fill-in-the-middle (tokens from its %s, orders %s%s) "
+            "n_ctx=%d layers on GPU %d/%d threads=%s flash_attn=%s "
             "kv_cache=%s memory estimate %.2f GB (weights %.2f GB + KV cache)",
             path,
             (time.perf_counter() - started) * 1000,
+            engine.fim.family.title,
+            engine.fim.found_by,
+            "/".join(engine.fim.family.orders).upper(),
+            ", repository-level context" if engine.fim.repo_level else "",
             config.n_ctx,
             offloaded,
             layers,
@@ -399,7 +404,7 @@ class Engine:
             # The first evaluation allocates llama.cpp's buffers: not timed.
             llm.n_tokens = 0
             llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-            llm.eval([self.fim.bos, *filler[:7]])
+            llm.eval([*self._bos(), *filler[:7]])
             # Then batches one after the other, as a prompt is evaluated, until a
             # quarter of a second or 1024 tokens: a slow machine is measured on a
             # small batch, a fast one at positions a real prompt reaches.
@@ -418,6 +423,9 @@ class Engine:
             self._rate = rate
         log.info("prompt evaluation: %.0f tokens/s measured at load", rate)
         return rate
+
+    def _bos(self) -> list[int]:
+        return [] if self.fim.bos is None else [self.fim.bos]
 
     def _observe_rate(self, tokens: int, seconds: float) -> None:
         """Follow the speed real prompts are evaluated at (big evaluations only)."""
@@ -439,6 +447,8 @@ class Engine:
             memory_bytes=self.memory_bytes,
             gpu_layers=self.gpu_layers,
             prompt_tokens_per_s=self._rate,
+            family=self.fim.family.name,
+            repo_level=self.fim.repo_level,
         )
 
     def health(self) -> Health:
@@ -542,6 +552,25 @@ class Engine:
                 safe.append(token)
         return safe
 
+    def _find_token(self, text: str) -> int | None:
+        """The id of the vocabulary entry spelled ``text`` (a FIM token's text), if any."""
+        if self._texts is None:
+            from llama_cpp import llama_cpp as C
+
+            # Special tokens are spelled with angle brackets: only those are kept.
+            self._texts = {}
+            for token in range(self._n_vocab):
+                raw = C.llama_vocab_get_text(self._vocab, token) or b""
+                if b"<" in raw:
+                    self._texts.setdefault(raw.decode("utf-8", errors="replace"), token)
+        return self._texts.get(text)
+
+    def _token_text(self, token: int) -> str:
+        from llama_cpp import llama_cpp as C
+
+        raw = C.llama_vocab_get_text(self._vocab, token) or b""
+        return raw.decode("utf-8", errors="replace")
+
     def _spell(self, token: int) -> list[int]:
         text = self.piece(token, special=True).decode("utf-8", errors="replace")
         head = list(self._llm.tokenize(text[:-1].encode("utf-8"), add_bos=False, special=False))
@@ -554,6 +583,8 @@ class Engine:
     def tokenize_suffix(self, text: str) -> list[int]:
         if not text:
             return []
+        if not self._spm:
+            return self._tokenize(text)
         ids = self._tokenize("☺" + text)
         n = len(self._marker)
         if ids[:n] == self._marker:
@@ -593,11 +624,11 @@ class Engine:
                 f"max_tokens {request.max_tokens}"
             )
         prefix, suffix = request.prefix, request.suffix
-        context_ids = self.tokenize_prefix(request.context)
+        context = self._context_tokens(request)
         prefix_ids = self.tokenize_prefix(prefix)
         suffix_ids = self.tokenize_suffix(suffix)
-        if context_ids and len(context_ids) + len(prefix_ids) + len(suffix_ids) > budget:
-            context_ids = []  # the context is the least necessary part
+        if len(context) and len(context) + len(prefix_ids) + len(suffix_ids) > budget:
+            context = fim.ContextTokens()  # the context is the least necessary part
         if len(prefix_ids) + len(suffix_ids) > budget:
             # The suffix gets at most a quarter of the room; the prefix the rest.
             suffix = fim.fit_suffix(
@@ -609,8 +640,42 @@ class Engine:
             if len(prefix_ids) + len(suffix_ids) > budget:
                 prefix_ids = prefix_ids[len(prefix_ids) + len(suffix_ids) - budget :]
         heal = self._healable(prefix, prefix_ids) if request.token_healing else b""
-        tokens = fim.assemble(self.fim, prefix_ids, suffix_ids, request.fim_order, context_ids)
-        return PreparedPrompt(tokens, prefix, suffix, len(context_ids), heal)
+        order = self._order(request.fim_order)
+        tokens = fim.assemble(self.fim, prefix_ids, suffix_ids, order, context)
+        return PreparedPrompt(tokens, prefix, suffix, len(context), heal)
+
+    def _context_tokens(self, request: CompletionRequest) -> fim.ContextTokens:
+        """The repository context in the family's format: files with their paths in a
+        repository-level prompt (Qwen2.5-Coder, StarCoder2), else the commented preamble.
+
+        Each file is tokenized on its own, so an unchanged file keeps its tokens
+        (and its KV cells) whatever changes after it.
+        """
+        if not self.fim.repo_level or not (request.files or request.path):
+            return fim.ContextTokens(preamble=self.tokenize_prefix(request.context))
+        return fim.ContextTokens(
+            repo=self._tokenize(request.repo + "\n") if request.repo else (),
+            files=[
+                (self._tokenize(path + "\n"), self._tokenize(text)) for path, text in request.files
+            ],
+            path=self._tokenize(request.path + "\n") if request.path else (),
+        )
+
+    def _order(self, wanted: str) -> str:
+        """``wanted``, or the family's own order when it was not trained with it (logged once)."""
+        if wanted == "auto":
+            return self.fim.family.orders[0]
+        order = self.fim.order(wanted)
+        if order != wanted and wanted not in self._order_warned:
+            self._order_warned.add(wanted)
+            log.warning(
+                "%s was not trained with the %s fill-in-the-middle order; using %s "
+                "(completion.fimOrder)",
+                self.fim.family.title,
+                wanted.upper(),
+                order.upper(),
+            )
+        return order
 
     def _healable(self, prefix: str, prefix_ids: list[int]) -> bytes:
         """The last prefix token's bytes when token healing may spell it again, else nothing.
@@ -954,11 +1019,8 @@ class _Generation:
         if not self.ttft:
             self.ttft = time.perf_counter()
         fim_tokens = self.engine.fim
-        if token == fim_tokens.eot:
-            stream.stop_reason = "eot"
-            return True
-        if token == fim_tokens.eos:
-            stream.stop_reason = "eos"
+        if token in fim_tokens.ends:
+            stream.stop_reason = "eos" if token == fim_tokens.eos else "eot"
             return True
         stream.generated += 1
         stream.take(self.engine.piece(token))
@@ -1043,7 +1105,7 @@ class _Generation:
             allowed = np.arange(self.engine._n_vocab, dtype=np.intc)
         order = allowed[np.argsort(-logits[allowed], kind="stable")]
         first = int(order[0]) if self.forced is None else self.forced
-        ends = {self.engine.fim.eot, self.engine.fim.eos}
+        ends = self.engine.fim.ends
         others = [int(t) for t in order[: wanted + 8] if int(t) not in ends and int(t) != first]
         return [first, *others[: wanted - 1]]
 

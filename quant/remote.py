@@ -50,7 +50,7 @@ from .backend import (
     StopRules,
 )
 from .errors import BackendUnavailable
-from .fim import fim_text
+from .fim import FAMILIES, FimFamily, fim_text
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ class RemoteConfig:
     verify_tls: bool = True
     #: The model's context window as the server was started with (budgets the prompt).
     n_ctx: int = 16384
+    #: The FIM family the server runs (``quant.fim.FAMILIES``): the prompts written here.
+    family: str = "codellama"
 
     @property
     def model_path(self) -> str:
@@ -91,8 +93,25 @@ class RemoteConfig:
         return f"{self.protocol} {self.url}" + (f" {self.model}" if self.model else "")
 
 
-def _wire_prompt(request: CompletionRequest) -> str:
-    return fim_text(request.context, request.prefix, request.suffix, request.fim_order)
+def _wire_prompt(request: CompletionRequest, family: FimFamily) -> str:
+    return fim_text(
+        request.context,
+        request.prefix,
+        request.suffix,
+        request.fim_order,
+        family=family,
+        files=request.files,
+        repo=request.repo,
+        path=request.path,
+    )
+
+
+def _input_extra(request: CompletionRequest) -> list[dict[str, str]]:
+    """``/infill``'s chunks: one per file (llama-server writes each after its model's
+    file separator), or the commented preamble as one."""
+    if request.files:
+        return [{"filename": path, "text": text} for path, text in request.files]
+    return [{"filename": "context", "text": request.context}] if request.context else []
 
 
 class RemoteEngine:
@@ -106,7 +125,12 @@ class RemoteEngine:
             raise BackendUnavailable(
                 f"backend url must be http(s)://host[:port], got {config.url!r}"
             )
+        if config.family not in FAMILIES:
+            raise BackendUnavailable(
+                f"unknown model family {config.family!r}; expected one of {', '.join(FAMILIES)}"
+            )
         self.config = config
+        self._family = FAMILIES[config.family]
         self._parsed = parsed
         self._health = Health()
         #: Seconds spent waiting on this server since it last answered anything.
@@ -117,7 +141,13 @@ class RemoteEngine:
 
     def describe(self) -> BackendInfo:
         kind = "openai" if self.config.protocol == "openai" else "llama-server"
-        return BackendInfo(kind=kind, label=self.config.model_path, n_ctx=self.config.n_ctx)
+        return BackendInfo(
+            kind=kind,
+            label=self.config.model_path,
+            n_ctx=self.config.n_ctx,
+            family=self._family.name,
+            repo_level=self._family.repo_level,
+        )
 
     def health(self) -> Health:
         return self._health
@@ -128,11 +158,12 @@ class RemoteEngine:
 
     def prompt_text(self, request: CompletionRequest) -> str:
         if self.config.protocol == "llama-server-infill":
+            extra = "".join(f"[{e['filename']}]\n{e['text']}" for e in _input_extra(request))
             return (
-                f"[input_extra]\n{request.context}[input_prefix]\n{request.prefix}"
+                f"[input_extra]\n{extra}[input_prefix]\n{request.prefix}"
                 f"[input_suffix]\n{request.suffix}"
             )
-        return _wire_prompt(request)
+        return _wire_prompt(request, self._family)
 
     def forget(self, document: str) -> None:
         """Nothing per document is kept here (the server keeps its own cache)."""
@@ -211,7 +242,7 @@ class RemoteEngine:
 
     def _request_body(self, request: CompletionRequest) -> tuple[str, dict[str, Any]]:
         if self.config.protocol == "llama-server-infill":
-            extra = [{"filename": "context", "text": request.context}] if request.context else []
+            extra = _input_extra(request)
             return "/infill", {
                 "input_prefix": request.prefix,
                 "input_suffix": request.suffix,
@@ -222,7 +253,7 @@ class RemoteEngine:
                 "cache_prompt": True,
                 "stream": True,
             }
-        prompt = _wire_prompt(request)
+        prompt = _wire_prompt(request, self._family)
         if self.config.protocol == "llama-server-completion":
             return "/completion", {
                 "prompt": prompt,

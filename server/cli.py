@@ -46,7 +46,7 @@ def _context_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="token budget for repository context (default: what n_ctx leaves; 0: none)",
     )
-    parser.add_argument("--fim-order", choices=["spm", "psm"], default=None)
+    parser.add_argument("--fim-order", choices=["auto", "spm", "psm"], default=None)
     parser.add_argument(
         "--settings",
         metavar="JSON",

@@ -44,7 +44,8 @@ from codellama_lsp.core.pipeline import (
 from codellama_lsp.core.settings import Settings, parse_settings
 from codellama_lsp.core.state import CompletionState
 from codellama_lsp.quant.backend import Backend
-from codellama_lsp.quant.fim import fim_text
+from codellama_lsp.quant.errors import ModelError
+from codellama_lsp.quant.fim import FAMILIES, fim_text
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +272,18 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _family(settings: Settings) -> str:
+    """The FIM family of the model the settings name (``model.name``), without loading it."""
+    from codellama_lsp.quant.catalog import lookup
+
+    if settings.model.name:
+        try:
+            return lookup(settings.model.name).family
+        except ModelError:
+            pass
+    return "codellama"
+
+
 def cmd_prompt(args: argparse.Namespace) -> int:
     settings = _settings(args)
     target = _locate(args.location)
@@ -284,13 +297,25 @@ def cmd_prompt(args: argparse.Namespace) -> int:
         prompt = build_prompt(doc, settings, backend, CompletionState(0))
         text = backend.prompt_text(prompt.request)
     else:
-        prompt = build_prompt(doc, settings, Estimate(settings.model.n_ctx), CompletionState(0))
+        family = _family(settings)
+        estimate = Estimate(settings.model.n_ctx, family)
+        prompt = build_prompt(doc, settings, estimate, CompletionState(0))
         request = prompt.request
         text = fim_text(
-            request.context, request.prefix, request.suffix, request.fim_order, shown=True
+            request.context,
+            request.prefix,
+            request.suffix,
+            request.fim_order,
+            shown=True,
+            family=FAMILIES[family],
+            files=request.files,
+            repo=request.repo,
+            path=request.path,
         )
         log.warning(
-            "prompt is untokenized: no model was given (--model PATH); counts are estimates"
+            "prompt is untokenized: no model was given (--model PATH); counts are estimates; "
+            "the %s format (model.name)",
+            FAMILIES[family].title,
         )
     sys.stdout.write(text + "\n")
     _log_context(prompt.parts)

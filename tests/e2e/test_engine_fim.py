@@ -12,7 +12,9 @@ from codellama_lsp.quant.engine import CompletionRequest, Engine, EngineConfig
 from codellama_lsp.quant.errors import ModelFormatError, ModelNotFoundError
 from tests.support.synthetic import EOT_ID, MID_ID, PRE_ID, SCRIPTED_COMPLETION, SUF_ID
 
-IDS = fim.FimTokens(bos=1, eos=2, prefix=PRE_ID, suffix=SUF_ID, middle=MID_ID, eot=EOT_ID)
+IDS = fim.FimTokens(
+    bos=1, eos=2, prefix=PRE_ID, suffix=SUF_ID, middle=MID_ID, ends=frozenset({2, EOT_ID})
+)
 
 
 def test_assemble_psm_and_spm() -> None:
@@ -46,13 +48,10 @@ def engine(model_path: Path) -> Engine:
 
 
 def test_fim_ids_come_from_the_model_vocabulary(engine: Engine) -> None:
-    assert (engine.fim.prefix, engine.fim.suffix, engine.fim.middle, engine.fim.eot) == (
-        32007,
-        32008,
-        32009,
-        32010,
-    )
-    assert engine.fim.bos == 1 and engine.fim.eos == 2
+    assert (engine.fim.prefix, engine.fim.suffix, engine.fim.middle) == (32007, 32008, 32009)
+    assert engine.fim.ends == {32010, 2} and engine.fim.family is fim.CODE_LLAMA
+    assert engine.fim.bos == 1 and engine.fim.eos == 2 and engine.fim.found_by == "metadata"
+    assert engine.describe().family == "codellama" and not engine.describe().repo_level
 
 
 def test_prefix_gets_the_sentencepiece_space_and_suffix_does_not(engine: Engine) -> None:

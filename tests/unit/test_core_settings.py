@@ -39,6 +39,7 @@ KEYS = [
     "backend.type",
     "backend.url",
     "backend.endpoint",
+    "backend.family",
     "backend.model",
     "backend.apiKeyEnv",
     "backend.timeoutMs",
@@ -91,13 +92,14 @@ def test_defaults_when_nothing_is_sent() -> None:
         type="local",
         url="http://127.0.0.1:8080",
         endpoint="infill",
+        family="codellama",
         model="",
         api_key_env="",
         timeout_ms=30000,
         verify_tls=True,
     )
     assert settings.completion == CompletionSettings(
-        fim_order="spm",
+        fim_order="auto",
         max_tokens=128,
         max_prefix_chars=12000,
         max_suffix_chars=3000,
@@ -176,7 +178,7 @@ def test_every_kind_of_value_is_parsed() -> None:
         ({"backend.verifyTls": 1}, "backend.verifyTls", "expected a bool, got 1"),
         ({"model": {"flashAttn": "maybe"}}, "model.flashAttn", "'maybe' is not one of auto"),
         ({"backend": {"type": "cloud"}}, "backend.type", "is not one of local, llama-server"),
-        ({"completion": {"fimOrder": "backwards"}}, "completion.fimOrder", "not one of spm"),
+        ({"completion": {"fimOrder": "backwards"}}, "completion.fimOrder", "not one of auto, spm"),
         ({"model": {"name": "gpt-5"}}, "model.name", "'gpt-5' is not one of"),
         ({"context": {"exclude": "vendor/"}}, "context.exclude", "expected a list of strings"),
         ({"context": {"exclude": ["a", 1]}}, "context.exclude", "expected a list of strings"),
@@ -262,7 +264,7 @@ def test_schema_is_derived_from_the_dataclasses() -> None:
             assert prop["type"] == "string" and prop["enum"] == list(get_args(hint)), path
     assert props["codellama.model.nCtx"]["default"] == 16384
     assert props["codellama.model.nCtx"]["type"] == "integer"
-    assert props["codellama.completion.fimOrder"]["enum"] == ["spm", "psm"]
+    assert props["codellama.completion.fimOrder"]["enum"] == ["auto", "spm", "psm"]
     assert props["codellama.backend.type"]["enum"] == ["local", "llama-server", "openai"]
     assert props["codellama.model.name"]["enum"] == ["", *(e.name for e in CATALOG)]
     assert props["codellama.context.exclude"]["items"] == {"type": "string"}
