@@ -551,7 +551,7 @@ def run_llama(args: argparse.Namespace, model: Path, text: str, line: int, col: 
         "--flash-attn", "off",  # llama-cpp-python's default, which our server uses
         "--n-predict", str(args.n_predict),
     ]  # fmt: skip
-    if args.fim_order == "spm" and args.llama_spm:
+    if args.fim_order != "psm" and args.llama_spm:
         extra.append("--spm-infill")
     run.notes.append(
         "fim order " + ("spm (--spm-infill)" if "--spm-infill" in extra else "psm (default)")
@@ -718,7 +718,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-predict", type=int, default=16, help="= our completion.maxTokens")
     parser.add_argument("--n-ctx", type=int, default=8192, help="context size of both servers")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--fim-order", choices=["spm", "psm"], default="spm", help="ours")
+    parser.add_argument(
+        "--fim-order",
+        choices=["auto", "spm", "psm"],
+        default="auto",
+        help="ours (auto: the family's)",
+    )
     parser.add_argument(
         "--llama-spm",
         action="store_true",

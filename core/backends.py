@@ -25,6 +25,7 @@ def local_config(settings: Settings, path: str) -> EngineConfig:
         n_threads=model.threads,
         flash_attn=model.flash_attn,
         kv_cache_type=model.kv_cache_type,
+        cpu_repack=model.cpu_repack,
         document_states=model.document_states,
         document_state_mb=model.document_state_mb,
     )

@@ -100,6 +100,15 @@ class ModelSettings:
             "GPUs) at a small quality cost, and turns flash attention on (llama.cpp needs it)."
         ),
     )
+    cpu_repack: Literal["auto", "on", "off"] = field(
+        default="auto",
+        metadata=_doc(
+            "llama.cpp's repacking of quantized weights for this CPU's vector units at load "
+            "(faster CPU inference). `auto`: on, except on CPUs with Intel AMX, where "
+            "llama.cpp's AMX kernels crash in the first evaluation of quantized models "
+            "(llama.cpp issue 20824); `on` / `off` force it."
+        ),
+    )
     threads: int = field(
         default=0,
         metadata=_doc(

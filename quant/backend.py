@@ -41,6 +41,8 @@ class EngineConfig:
     flash_attn: str = "auto"
     #: KV cache element type: "f16", or "q8_0" (half the memory; needs flash attention).
     kv_cache_type: str = "f16"
+    #: llama.cpp's CPU weight repacking: "auto" (off on AMX CPUs), "on" or "off".
+    cpu_repack: str = "auto"
     #: Documents whose KV state is kept in RAM for a return (LRU; 0: none).
     document_states: int = 4
     #: Memory those states may take, in MiB.

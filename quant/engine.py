@@ -104,17 +104,19 @@ class _Side:
 
 
 @contextlib.contextmanager
-def _sequences(n: int) -> Iterator[None]:
-    """Create llama.cpp contexts with ``n`` sequences in one unified KV cache.
+def _sequences(n: int, repack: bool = True) -> Iterator[None]:
+    """Create llama.cpp contexts with ``n`` sequences in one unified KV cache, and load
+    weights with or without llama.cpp's CPU repacking (its extra buffer types).
 
-    llama-cpp-python's ``Llama`` has no argument for either, so its default
-    context parameters are amended while it is constructed.  Unified: the
-    candidates' and the prefetch's sequences share the prompt's cells instead
+    llama-cpp-python's ``Llama`` has no argument for any of these, so its default
+    context and model parameters are amended while it is constructed.  Unified:
+    the candidates' and the prefetch's sequences share the prompt's cells instead
     of splitting ``n_ctx`` between them.
     """
     from llama_cpp import llama_cpp as C
 
     original = C.llama_context_default_params
+    original_model = C.llama_model_default_params
 
     def amended() -> Any:
         params = original()
@@ -122,12 +124,31 @@ def _sequences(n: int) -> Iterator[None]:
         params.kv_unified = True
         return params
 
+    def amended_model() -> Any:
+        params = original_model()
+        params.use_extra_bufts = repack
+        return params
+
     with _SEQUENCES_LOCK:
         C.llama_context_default_params = amended
+        C.llama_model_default_params = amended_model
         try:
             yield
         finally:
             C.llama_context_default_params = original
+            C.llama_model_default_params = original_model
+
+
+#: llama.cpp's AMX kernels (weights repacked for Intel AMX) crash in the first
+#: evaluation of quantized models on some AMX CPUs (ggml-org/llama.cpp#20824).
+_AMX = "AMX_INT8 = 1"
+
+
+def cpu_repack(setting: str, system: str) -> bool:
+    """Whether to let llama.cpp repack weights for this CPU (``model.cpuRepack``)."""
+    if setting in ("on", "off"):
+        return setting == "on"
+    return _AMX not in system
 
 
 _SEQUENCES_LOCK = threading.Lock()
@@ -347,9 +368,18 @@ class Engine:
             "GPU offload available" if gpu else "CPU only (built without a GPU backend)",
             system,
         )
+        repack = cpu_repack(config.cpu_repack, system)
+        if not repack:
+            log.info(
+                "llama.cpp CPU weight repacking off (model.cpuRepack %s%s)",
+                config.cpu_repack,
+                ": an AMX CPU, whose AMX kernels crash with quantized models"
+                if config.cpu_repack == "auto"
+                else "",
+            )
         started = time.perf_counter()
         try:
-            with _sequences(MAX_SEQUENCES):
+            with _sequences(MAX_SEQUENCES, repack):
                 llama = Llama(str(path), **kwargs)
         except ValueError as exc:
             raise ModelFormatError(

@@ -50,7 +50,7 @@ class FimFamily:
         return bool(self.file_sep)
 
     def order(self, wanted: str) -> str:
-        """``wanted`` when the family was trained with it, else its own order."""
+        """``wanted`` when the family was trained with it, else (and for ``auto``) its own."""
         return wanted if wanted in self.orders else self.orders[0]
 
 

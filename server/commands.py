@@ -61,14 +61,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     command = args.models_command
     if command == "list":
         out = sys.stdout
-        out.write(f"{'name':<32}{'size':>9}  {'use':<9}{'state':<12}source\n")
+        out.write(f"{'name':<32}{'family':<16}{'size':>9}  {'use':<9}{'state':<12}source\n")
         for entry in CATALOG:
             state = "downloaded" if cached_path(entry) else "-"
             use = "infill" if entry.for_infill else "chat"
             mark = " (default)" if entry.name == DEFAULT_MODEL else ""
             out.write(
-                f"{entry.name:<32}{entry.size_gb:>6.2f} GB  {use:<9}{state:<12}"
-                f"{entry.repo_id}/{entry.filename}{mark}\n"
+                f"{entry.name:<32}{entry.family:<16}{entry.size_gb:>6.2f} GB  {use:<9}"
+                f"{state:<12}{entry.repo_id}/{entry.filename}{mark}\n"
             )
         out.write(f"\nmodel cache: {models_dir()}\n")
         return 0

@@ -28,6 +28,7 @@ def codellama_last_prompt(ls: CodeLlamaServer, params: Any) -> dict[str, Any] | 
         "position": {"line": line, "character": character},
         "prompt": last.backend.prompt_text(request),
         "backend": last.backend.describe().label,
+        "family": last.backend.describe().family,
         "fimOrder": request.fim_order,
         "promptTokens": result.prompt_tokens,
         "reusedTokens": result.reused_tokens,

@@ -89,6 +89,24 @@ def nofim_model_path(request: pytest.FixtureRequest) -> Path:
     return _tiny_model(request, with_fim=False)
 
 
+#: The FIM families besides Code Llama that the tests generate models of.
+OTHER_FAMILIES = ("qwen2.5-coder", "starcoder2", "deepseek-coder")
+
+
+@pytest.fixture(scope="session")
+def family_model_paths(request: pytest.FixtureRequest) -> dict[str, Path]:
+    """Tiny generated models of the other FIM families, on the real vocabularies of the
+    llama-cpp-python sdist, in their own architectures (qwen2, starcoder2, llama)."""
+    found: dict[str, Path] = {}
+    for family in OTHER_FAMILIES:
+        if not model_file("tiny", family=family).exists():
+            where = model_file("tiny", family=family).parent
+            with long_setup(request, f"generating the tiny {family} test model into {where}"):
+                ensure_model("tiny", family=family)
+        found[family] = ensure_model("tiny", family=family)
+    return found
+
+
 #: Building llama-server from the vendored llama.cpp takes ~7 min on two cores.
 LLAMA_SERVER_BUILD_TIMEOUT_S = 40 * 60
 

@@ -198,3 +198,42 @@ def test_a_call_typed_in_a_kept_view_pins_its_definition_after_the_view(tmp_path
     after = text.replace("p = scale_point(", "p = 1")
     moved = at(after, offset + len("\np = 1"), typed)
     assert moved.context_kept and moved.context == first.context
+
+
+def test_repository_level_prompts_write_each_file_as_its_own_section(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from codellama_lsp.context.index import RepositoryIndex
+    from codellama_lsp.context.packing import file_sections
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "geometry.py").write_text(
+        "def scale_point(point, factor_x, factor_y):\n    return point\n", encoding="utf-8"
+    )
+    source = "from .geometry import scale_point\n" + LINES
+    (tmp_path / "pkg" / "mod.py").write_text(source, encoding="utf-8")
+    index = RepositoryIndex.build(tmp_path)
+    plan = ViewPlan(600, 200, 4000, 2000, context_tokens=500)
+    path = tmp_path / "pkg" / "mod.py"
+
+    def at(text: str, offset: int, previous=None):  # type: ignore[no-untyped-def]
+        return assemble_view(
+            text, offset, plan, budget=4096, path=path, index=index, previous=previous, files=True
+        )
+
+    offset = line_end(source, 200)
+    first = at(source, offset)
+    sections = file_sections(first.context)
+    assert "Path:" not in first.context and first.view is not None
+    # The view is the current file's section; the last one names it for the FIM part.
+    assert sections[-1] == ("pkg/mod.py", "") and sections[-2][0] == "pkg/mod.py"
+    assert sections[-2][1].rstrip("\n") == first.view.text.rstrip("\n")
+    # A keystroke keeps every section (and so every cached token of them).
+    text = source[:offset] + "x" + source[offset:]
+    typed = at(text, offset + 1, first)
+    assert typed.context_kept and file_sections(typed.context) == sections
+    # A call's definition is pinned as a section of its own file, after the view.
+    call = source[:offset] + "\np = scale_point(" + source[offset:]
+    pinned = at(call, offset + len("\np = scale_point("), first)
+    after = file_sections(pinned.context)
+    assert after[: len(sections) - 1] == sections[:-1] and after[-1] == ("pkg/mod.py", "")
+    assert after[-2][0] == "pkg/geometry.py"
+    assert after[-2][1].startswith("def scale_point(point, factor_x, factor_y):")

@@ -33,6 +33,7 @@ KEYS = [
     "model.nGpuLayers",
     "model.flashAttn",
     "model.kvCacheType",
+    "model.cpuRepack",
     "model.threads",
     "model.documentStates",
     "model.documentStateMb",
@@ -86,6 +87,7 @@ def test_defaults_when_nothing_is_sent() -> None:
         n_gpu_layers=-1,
         flash_attn="auto",
         kv_cache_type="f16",
+        cpu_repack="auto",
         threads=0,
     )
     assert settings.backend == BackendSettings(
