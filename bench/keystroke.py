@@ -58,11 +58,12 @@ from tests.support.llama_server import (
     llama_cpp_version,
 )
 from tests.support.synthetic import (
+    FAMILIES,
     SHAPES,
     ModelShape,
     default_cache_dir,
     ensure_model,
-    fetch_llama_vocab,
+    fetch_family_vocab,
     write_model,
 )
 
@@ -206,12 +207,14 @@ def resolve_model(args: argparse.Namespace) -> Path:
     if args.model:
         return Path(args.model)
     if args.shape in SHAPES:
-        return ensure_model(args.shape)
+        return ensure_model(args.shape, family=args.family)
     cache = default_cache_dir()
-    path = cache / f"codellama-synthetic-bench-{args.shape}-{llama_cpp_version()}.gguf"
+    path = cache / f"{args.family}-synthetic-bench-{args.shape}-{llama_cpp_version()}.gguf"
     if not path.exists():
         partial = path.with_suffix(".partial")
-        write_model(partial, fetch_llama_vocab(cache), BENCH_SHAPES[args.shape], dtype="f16")
+        vocab = fetch_family_vocab(args.family, cache)
+        shape = BENCH_SHAPES[args.shape]
+        write_model(partial, vocab, shape, dtype="f16", family=args.family)
         partial.replace(path)
     return path
 
@@ -715,6 +718,12 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--shape", choices=shapes, default="small", help="generated model")
     source.add_argument("--model", metavar="PATH", help="a GGUF file instead of a generated one")
+    parser.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default="codellama",
+        help="the FIM family of the generated model (its vocabulary and architecture)",
+    )
     parser.add_argument("--n-predict", type=int, default=16, help="= our completion.maxTokens")
     parser.add_argument("--n-ctx", type=int, default=8192, help="context size of both servers")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)

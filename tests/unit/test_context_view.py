@@ -164,23 +164,40 @@ def test_edits_far_apart_count_as_the_lines_edited_not_the_span() -> None:
     assert moved.context_kept and moved.context == parts.context
 
 
-def test_a_call_typed_in_a_kept_view_pins_its_definition_after_the_view(tmp_path) -> None:  # type: ignore[no-untyped-def]
+GEOMETRY_SOURCE = "from .geometry import scale_point\n" + LINES
+
+
+def geometry_workspace(tmp_path, *, files: bool = False):  # type: ignore[no-untyped-def]
+    """pkg/mod.py importing pkg/geometry.py; the view layout at a cursor in mod.py."""
     from codellama_lsp.context.index import RepositoryIndex
 
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "geometry.py").write_text(
         "def scale_point(point, factor_x, factor_y):\n    return point\n", encoding="utf-8"
     )
-    source = "from .geometry import scale_point\n" + LINES
-    (tmp_path / "pkg" / "mod.py").write_text(source, encoding="utf-8")
+    (tmp_path / "pkg" / "mod.py").write_text(GEOMETRY_SOURCE, encoding="utf-8")
     index = RepositoryIndex.build(tmp_path)
     plan = ViewPlan(600, 200, 4000, 2000, context_tokens=500)
     path = tmp_path / "pkg" / "mod.py"
 
     def at(text: str, offset: int, previous=None):  # type: ignore[no-untyped-def]
         return assemble_view(
-            text, offset, plan, budget=4096, path=path, index=index, previous=previous
+            text,
+            offset,
+            plan,
+            budget=4096,
+            path=path,
+            index=index,
+            previous=previous,
+            files=files,
         )
+
+    return at
+
+
+def test_a_call_typed_in_a_kept_view_pins_its_definition_after_the_view(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    at = geometry_workspace(tmp_path)
+    source = GEOMETRY_SOURCE
 
     offset = line_end(source, 200)
     first = at(source, offset)
@@ -201,24 +218,10 @@ def test_a_call_typed_in_a_kept_view_pins_its_definition_after_the_view(tmp_path
 
 
 def test_repository_level_prompts_write_each_file_as_its_own_section(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from codellama_lsp.context.index import RepositoryIndex
     from codellama_lsp.context.packing import file_sections
 
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "geometry.py").write_text(
-        "def scale_point(point, factor_x, factor_y):\n    return point\n", encoding="utf-8"
-    )
-    source = "from .geometry import scale_point\n" + LINES
-    (tmp_path / "pkg" / "mod.py").write_text(source, encoding="utf-8")
-    index = RepositoryIndex.build(tmp_path)
-    plan = ViewPlan(600, 200, 4000, 2000, context_tokens=500)
-    path = tmp_path / "pkg" / "mod.py"
-
-    def at(text: str, offset: int, previous=None):  # type: ignore[no-untyped-def]
-        return assemble_view(
-            text, offset, plan, budget=4096, path=path, index=index, previous=previous, files=True
-        )
-
+    at = geometry_workspace(tmp_path, files=True)
+    source = GEOMETRY_SOURCE
     offset = line_end(source, 200)
     first = at(source, offset)
     sections = file_sections(first.context)
