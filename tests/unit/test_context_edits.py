@@ -224,3 +224,19 @@ def test_the_prompt_keeps_the_hunks_while_typing_and_changes_on_an_edit_elsewher
     assert "line_150 = 'new'" in parts.context
     # The new hunk is appended: everything before the old edit section is unchanged.
     assert parts.context.startswith(texts[-1][: texts[-1].index("# Recent edit")])
+
+
+def test_in_a_repository_level_prompt_each_hunk_is_a_section_of_its_file() -> None:
+    from codellama_lsp.context.edits import edit_chunks, render_edits
+    from codellama_lsp.context.packing import FILE_SEPARATOR, file_sections
+
+    edits = [
+        RecentEdit(A, "/ws/a.py", 3, ("x = 1",), ("x = 2",), 1, 0.0),
+        RecentEdit(B, "/ws/b 😀.py", 9, (), ("y = 3",), 2, 1.0),
+    ]
+    chunks = edit_chunks(edits, "#", lambda p: p.rsplit("/", 1)[-1])
+    sections = file_sections(render_edits(chunks, FILE_SEPARATOR))
+    assert [path for path, _ in sections] == ["a.py", "b 😀.py"]  # oldest first
+    assert sections[0][1].startswith("# Recent edit in a.py:4\n# before:\n# x = 1\n")
+    assert sections[1][1].endswith("y = 3\n")
+    assert FILE_SEPARATOR not in render_edits(chunks)  # the commented preamble

@@ -203,3 +203,33 @@ def test_file_sections_split_only_at_line_starts() -> None:
     assert file_sections(context) == (("a.py", "x = '\x1c'\n"), ("b 😀.py", "y\n"), ("cur.py", ""))
     assert file_sections("") == ()
     assert path_line("#", "a.py") == "# Path: a.py\n"
+
+
+def test_remote_prompts_take_the_configured_family() -> None:
+    from codellama_lsp.quant.backend import CompletionRequest
+    from codellama_lsp.quant.errors import BackendUnavailable
+    from codellama_lsp.quant.remote import RemoteConfig, RemoteEngine
+
+    request = CompletionRequest(
+        "x = ", "\n", files=(("util.py", "def u():\n    pass\n"),), repo="shop", path="app.py"
+    )
+    qwen = RemoteEngine(RemoteConfig("openai", "http://127.0.0.1:9", family="qwen2.5-coder"))
+    assert qwen.describe().repo_level and qwen.describe().family == "qwen2.5-coder"
+    assert qwen.prompt_text(request) == (
+        "<|repo_name|>shop\n<|file_sep|>util.py\ndef u():\n    pass\n"
+        "<|file_sep|>app.py\n<|fim_prefix|>x = <|fim_suffix|>\n<|fim_middle|>"
+    )
+    infill = RemoteEngine(
+        RemoteConfig("llama-server-infill", "http://127.0.0.1:9", family="qwen2.5-coder")
+    )
+    path, body = infill._request_body(request)
+    assert path == "/infill"
+    assert body["input_extra"] == [{"filename": "util.py", "text": "def u():\n    pass\n"}]
+    plain = RemoteEngine(RemoteConfig("openai", "http://127.0.0.1:9"))
+    assert not plain.describe().repo_level
+    assert (
+        plain.prompt_text(CompletionRequest("a", "b", context="# c\n"))
+        == "# c\n<PRE> <SUF>b <MID> a"
+    )
+    with pytest.raises(BackendUnavailable, match="unknown model family"):
+        RemoteEngine(RemoteConfig("openai", "http://127.0.0.1:9", family="gpt"))
