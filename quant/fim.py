@@ -103,6 +103,14 @@ FAMILIES: dict[str, FimFamily] = {
     f.name: f for f in (CODE_LLAMA, QWEN_CODER, STARCODER2, DEEPSEEK_CODER, CODEGEMMA)
 }
 
+
+def order_for(family: str, wanted: str) -> str:
+    """The order a ``family`` model's prompts take for ``completion.fimOrder`` ``wanted``
+    (a family not known here, named by its GGUF's FIM tokens only, takes PSM)."""
+    known = FAMILIES.get(family)
+    return known.order(wanted) if known is not None else "psm"
+
+
 #: GGUF metadata keys holding FIM token ids: the current keys first, then the older ones.
 METADATA_KEYS: dict[str, tuple[str, ...]] = {
     "prefix": ("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id"),

@@ -45,7 +45,7 @@ from codellama_lsp.core.settings import Settings, parse_settings
 from codellama_lsp.core.state import CompletionState
 from codellama_lsp.quant.backend import Backend
 from codellama_lsp.quant.errors import ModelError
-from codellama_lsp.quant.fim import FAMILIES, fim_text
+from codellama_lsp.quant.fim import FAMILIES, fim_text, order_for
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,7 @@ def cmd_prompt(args: argparse.Namespace) -> int:
         backend = _backend(settings)
         prompt = build_prompt(doc, settings, backend, CompletionState(0))
         text = backend.prompt_text(prompt.request)
+        family = backend.describe().family
     else:
         family = _family(settings)
         estimate = Estimate(settings.model.n_ctx, family)
@@ -319,7 +320,8 @@ def cmd_prompt(args: argparse.Namespace) -> int:
         )
     sys.stdout.write(text + "\n")
     _log_context(prompt.parts)
-    log.info("prompt: %d characters, order %s", len(text), prompt.request.fim_order)
+    order = order_for(family, prompt.request.fim_order)
+    log.info("prompt: %d characters, order %s", len(text), order)
     return 0
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from codellama_lsp.quant.fim import order_for
+
 from .app import CodeLlamaServer
 
 METHOD = "codellama/lastPrompt"
@@ -29,7 +31,9 @@ def codellama_last_prompt(ls: CodeLlamaServer, params: Any) -> dict[str, Any] | 
         "prompt": last.backend.prompt_text(request),
         "backend": last.backend.describe().label,
         "family": last.backend.describe().family,
-        "fimOrder": request.fim_order,
+        # The order the prompt took: ``auto`` (and an order the family was not
+        # trained with) resolved for the model's family.
+        "fimOrder": order_for(last.backend.describe().family, request.fim_order),
         "promptTokens": result.prompt_tokens,
         "reusedTokens": result.reused_tokens,
         "contextTokens": result.context_tokens,

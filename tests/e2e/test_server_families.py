@@ -69,7 +69,7 @@ async def test_a_family_completes_with_its_own_prompt_format(
         first = await s.inline(LINE, COL, uri)
         assert [i.insert_text for i in first.items] == [SCRIPTED_COMPLETION]
         shown = await last(s)
-        assert shown.family == family and shown.fimOrder == "auto"
+        assert shown.family == family and shown.fimOrder == "psm"  # "auto" for this family
         prompt = str(shown.prompt)
         positions = [prompt.index(part) for part in LAYOUT[family]]
         assert positions == sorted(positions), prompt
