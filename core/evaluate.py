@@ -41,7 +41,7 @@ from codellama_lsp.context.languages import comment_prefix, spec_for
 from codellama_lsp.context.symbols import Definition
 from codellama_lsp.context.workspace import blocks_completion, read_source
 from codellama_lsp.quant.backend import Backend
-from codellama_lsp.quant.fim import fim_text
+from codellama_lsp.quant.fim import CODE_LLAMA, FAMILIES, request_text
 
 from .pipeline import Budget, CompletionInput, build_prompt, complete
 from .settings import Settings
@@ -296,7 +296,10 @@ def _run_case(
             return None
         prompt, generated = answer.prompt, answer.suggestion
     request = prompt.request
-    shown = fim_text(request.context, request.prefix, request.suffix, request.fim_order, shown=True)
+    # The prompt as the model reads it: repository-level families get files, not a
+    # preamble (a family known only by its GGUF's tokens has a preamble, like Code Llama).
+    family = FAMILIES.get((backend or budget).describe().family, CODE_LLAMA)
+    shown = request_text(request, family, shown=True)
     wanted = case.wanted_lines()
     found = next((line for line in wanted if line in shown), None)
     comment = comment_prefix(case.path)

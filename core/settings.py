@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from codellama_lsp.quant.catalog import CATALOG, DEFAULT_MODEL
+from codellama_lsp.quant.fim import FAMILIES
 
 SECTION = "codellama"
 
@@ -164,17 +165,16 @@ class BackendSettings:
             "`/completion`."
         ),
     )
-    family: Literal["codellama", "qwen2.5-coder", "starcoder2", "deepseek-coder", "codegemma"] = (
-        field(
-            default="codellama",
-            metadata=_doc(
-                "The FIM model family a remote server runs, for the prompts this server "
-                "writes itself (`openai`, and `llama-server` with `endpoint` `completion`): "
-                "its FIM tokens, order and repository-context format. `/infill` needs none "
-                "(llama-server formats the prompt with its model's own tokens). A local "
-                "model's family is read from its GGUF."
-            ),
-        )
+    family: str = field(
+        default="codellama",
+        metadata=_doc(
+            "The FIM model family a remote server runs, for the prompts this server writes "
+            "itself (`openai`, and `llama-server` with `endpoint` `completion`): its FIM "
+            "tokens, order and repository-context format. `/infill` needs none (llama-server "
+            "formats the prompt with its model's own tokens). A local model's family is read "
+            "from its GGUF.",
+            enum=tuple(FAMILIES),
+        ),
     )
     model: str = field(
         default="",

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import fim
 from .errors import ModelError
 
 #: Base and Python models were trained with fill-in-the-middle; the default.
@@ -29,15 +30,8 @@ MODELS_DIR_ENV = "CODELLAMA_LSP_MODELS_DIR"
 QUANTS = ("Q4_K_M", "Q5_K_M", "Q8_0")
 VARIANTS = ("base", "python", "instruct")
 
-#: The model families, by the id that `models list` shows, with their display names.
-FAMILY_TITLES = {
-    "codellama": "Code Llama",
-    "qwen2.5-coder": "Qwen2.5-Coder",
-    "starcoder2": "StarCoder2",
-    "deepseek-coder": "DeepSeek-Coder",
-    "codegemma": "CodeGemma",
-}
-FAMILIES = tuple(FAMILY_TITLES)
+#: The model families, by the id that `models list` shows (``quant.fim.FAMILIES``).
+FAMILIES = tuple(fim.FAMILIES)
 #: Families whose completion models are published as "base" (deepseek-coder-6.7b-base):
 #: the word stays in the catalog name and title.
 _NAMED_BASE = frozenset({"deepseek-coder"})
@@ -118,7 +112,7 @@ class CatalogEntry:
             variant = {"base": "", "python": " Python", "instruct": " Instruct"}[self.variant]
         else:
             variant = f" {self.variant}" if self.family in _NAMED_BASE else ""
-        return f"{FAMILY_TITLES[self.family]} {self.params.upper()}{variant} {self.quant}"
+        return f"{fim.FAMILIES[self.family].title} {self.params.upper()}{variant} {self.quant}"
 
     @property
     def for_infill(self) -> bool:

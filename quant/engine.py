@@ -585,17 +585,16 @@ class Engine:
     def _find_token(self, text: str) -> int | None:
         """The id of the vocabulary entry spelled ``text`` (a FIM token's text), if any."""
         if self._texts is None:
-            from llama_cpp import llama_cpp as C
-
             # Special tokens are spelled with angle brackets: only those are kept.
             self._texts = {}
             for token in range(self._n_vocab):
-                raw = C.llama_vocab_get_text(self._vocab, token) or b""
-                if b"<" in raw:
-                    self._texts.setdefault(raw.decode("utf-8", errors="replace"), token)
+                entry = self._token_text(token)
+                if "<" in entry:
+                    self._texts.setdefault(entry, token)
         return self._texts.get(text)
 
     def _token_text(self, token: int) -> str:
+        """A token's vocabulary entry (``▁<PRE>``, ``<|fim_prefix|>``), not its bytes."""
         from llama_cpp import llama_cpp as C
 
         raw = C.llama_vocab_get_text(self._vocab, token) or b""
@@ -658,7 +657,7 @@ class Engine:
         prefix_ids = self.tokenize_prefix(prefix)
         suffix_ids = self.tokenize_suffix(suffix)
         if len(context) and len(context) + len(prefix_ids) + len(suffix_ids) > budget:
-            context = fim.ContextTokens()  # the context is the least necessary part
+            context = fim.EMPTY_CONTEXT  # the context is the least necessary part
         if len(prefix_ids) + len(suffix_ids) > budget:
             # The suffix gets at most a quarter of the room; the prefix the rest.
             suffix = fim.fit_suffix(
@@ -693,10 +692,8 @@ class Engine:
 
     def _order(self, wanted: str) -> str:
         """``wanted``, or the family's own order when it was not trained with it (logged once)."""
-        if wanted == "auto":
-            return self.fim.family.orders[0]
         order = self.fim.order(wanted)
-        if order != wanted and wanted not in self._order_warned:
+        if order != wanted != "auto" and wanted not in self._order_warned:
             self._order_warned.add(wanted)
             log.warning(
                 "%s was not trained with the %s fill-in-the-middle order; using %s "

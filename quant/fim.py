@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from .backend import CompletionRequest
 from .errors import ModelFormatError
 
 FIM_ORDERS = ("spm", "psm")
@@ -48,6 +49,10 @@ class FimFamily:
     @property
     def repo_level(self) -> bool:
         return bool(self.file_sep)
+
+    @property
+    def fim_texts(self) -> tuple[str, str, str]:
+        return (self.prefix, self.suffix, self.middle)
 
     def order(self, wanted: str) -> str:
         """``wanted`` when the family was trained with it, else (and for ``auto``) its own."""
@@ -183,6 +188,17 @@ def _describe_missing(path: str) -> str:
     )
 
 
+def _family_of(
+    has_fim: Callable[[FimFamily], bool], find: Callable[[str], int | None]
+) -> FimFamily | None:
+    """The first known family with these FIM tokens whose file separator (if it has
+    one) the vocabulary holds: Qwen2.5-Coder and CodeGemma spell FIM tokens alike."""
+    for family in FAMILIES.values():
+        if has_fim(family) and (not family.file_sep or find(family.file_sep) is not None):
+            return family
+    return None
+
+
 def resolve(
     path: str,
     metadata: Mapping[str, str],
@@ -200,39 +216,20 @@ def resolve(
     a commented preamble.  No FIM tokens at all: :class:`ModelFormatError`.
     """
     declared = metadata_ids(metadata)
-    family: FimFamily | None = None
+    roles = ("prefix", "suffix", "middle")
     found_by = "metadata"
-    if all(role in declared for role in ("prefix", "suffix", "middle")):
-        texts = tuple(text_of(declared[r]) for r in ("prefix", "suffix", "middle"))
-        family = next(
-            (
-                f
-                for f in FAMILIES.values()
-                if (f.prefix, f.suffix, f.middle) == texts
-                and (not f.file_sep or find(f.file_sep) is not None)
-            ),
-            None,
-        )
+    if all(role in declared for role in roles):
+        texts = tuple(text_of(declared[r]) for r in roles)
+        family = _family_of(lambda f: f.fim_texts == texts, find)
         if family is None:
             family = FimFamily("gguf", "FIM tokens of the GGUF", texts[0], texts[1], texts[2], ())
     else:
         found_by = "token texts"
-        for candidate in FAMILIES.values():
-            ids = [find(t) for t in (candidate.prefix, candidate.suffix, candidate.middle)]
-            if all(i is not None for i in ids) and (
-                not candidate.file_sep or find(candidate.file_sep) is not None
-            ):
-                family = candidate
-                declared.update(
-                    {
-                        r: i
-                        for r, i in zip(("prefix", "suffix", "middle"), ids, strict=True)
-                        if i is not None
-                    }
-                )
-                break
-    if family is None:
-        raise ModelFormatError(_describe_missing(path))
+        family = _family_of(lambda f: all(find(t) is not None for t in f.fim_texts), find)
+        if family is None:
+            raise ModelFormatError(_describe_missing(path))
+        ids = {r: find(t) for r, t in zip(roles, family.fim_texts, strict=True)}
+        declared.update({r: i for r, i in ids.items() if i is not None})
     ends = {eos}
     ends.update(declared[r] for r in ("eot", "pad", "repo", "file_sep") if r in declared)
     ends.update(t for t in (find(text) for text in family.ends) if t is not None)
@@ -271,12 +268,15 @@ class ContextTokens:
         return len(self.preamble) + repo + files + (1 + len(self.path) if self.path else 0)
 
 
+EMPTY_CONTEXT = ContextTokens()
+
+
 def assemble(
     fim: FimTokens,
     prefix_ids: list[int],
     suffix_ids: list[int],
     order: str,
-    context: Sequence[int] | ContextTokens = (),
+    context: ContextTokens = EMPTY_CONTEXT,
 ) -> list[int]:
     """The prompt token list; repository context first, the text being typed as late as
     the family allows.
@@ -292,8 +292,6 @@ def assemble(
     if order not in FIM_ORDERS:
         raise ValueError(f"unknown FIM order {order!r}; expected one of {FIM_ORDERS}")
     tokens = [] if fim.bos is None else [fim.bos]
-    if not isinstance(context, ContextTokens):
-        context = ContextTokens(preamble=context)
     tokens.extend(context.preamble)
     path_after: Sequence[int] = ()
     if fim.file_sep is not None and (context.files or context.path):
@@ -344,7 +342,7 @@ def fim_text(
     """
     if order not in FIM_ORDER_CHOICES:
         raise ValueError(f"unknown FIM order {order!r}; expected one of {FIM_ORDER_CHOICES}")
-    order = family.orders[0] if order == "auto" else family.order(order)
+    order = family.order(order)
     if family is CODE_LLAMA:
         if shown:
             head = "<s>" + (" " + context if context else "") + "▁<PRE>"
@@ -369,6 +367,24 @@ def fim_text(
     if order == "psm":
         return f"{head}{family.prefix}{after}{prefix}{family.suffix}{suffix}{family.middle}"
     return f"{head}{family.prefix}{after}{family.suffix}{suffix}{family.middle}{prefix}"
+
+
+def request_text(
+    request: CompletionRequest, family: FimFamily = CODE_LLAMA, *, shown: bool = False
+) -> str:
+    """``request``'s prompt as text in ``family``'s format (:func:`fim_text`), its
+    repository context a preamble or files."""
+    return fim_text(
+        request.context,
+        request.prefix,
+        request.suffix,
+        request.fim_order,
+        shown=shown,
+        family=family,
+        files=request.files,
+        repo=request.repo,
+        path=request.path,
+    )
 
 
 def _line_cuts(text: str) -> list[int]:

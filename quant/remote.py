@@ -50,7 +50,7 @@ from .backend import (
     StopRules,
 )
 from .errors import BackendUnavailable
-from .fim import FAMILIES, FimFamily, fim_text
+from .fim import FAMILIES, request_text
 
 log = logging.getLogger(__name__)
 
@@ -91,19 +91,6 @@ class RemoteConfig:
     def model_path(self) -> str:
         """A label that identifies the backend in logs and cache keys."""
         return f"{self.protocol} {self.url}" + (f" {self.model}" if self.model else "")
-
-
-def _wire_prompt(request: CompletionRequest, family: FimFamily) -> str:
-    return fim_text(
-        request.context,
-        request.prefix,
-        request.suffix,
-        request.fim_order,
-        family=family,
-        files=request.files,
-        repo=request.repo,
-        path=request.path,
-    )
 
 
 def _input_extra(request: CompletionRequest) -> list[dict[str, str]]:
@@ -163,7 +150,7 @@ class RemoteEngine:
                 f"[input_extra]\n{extra}[input_prefix]\n{request.prefix}"
                 f"[input_suffix]\n{request.suffix}"
             )
-        return _wire_prompt(request, self._family)
+        return request_text(request, self._family)
 
     def forget(self, document: str) -> None:
         """Nothing per document is kept here (the server keeps its own cache)."""
@@ -253,7 +240,7 @@ class RemoteEngine:
                 "cache_prompt": True,
                 "stream": True,
             }
-        prompt = _wire_prompt(request, self._family)
+        prompt = request_text(request, self._family)
         if self.config.protocol == "llama-server-completion":
             return "/completion", {
                 "prompt": prompt,

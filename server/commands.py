@@ -45,7 +45,7 @@ from codellama_lsp.core.settings import Settings, parse_settings
 from codellama_lsp.core.state import CompletionState
 from codellama_lsp.quant.backend import Backend
 from codellama_lsp.quant.errors import ModelError
-from codellama_lsp.quant.fim import FAMILIES, fim_text, order_for
+from codellama_lsp.quant.fim import FAMILIES, order_for, request_text
 
 log = logging.getLogger(__name__)
 
@@ -301,18 +301,7 @@ def cmd_prompt(args: argparse.Namespace) -> int:
         family = _family(settings)
         estimate = Estimate(settings.model.n_ctx, family)
         prompt = build_prompt(doc, settings, estimate, CompletionState(0))
-        request = prompt.request
-        text = fim_text(
-            request.context,
-            request.prefix,
-            request.suffix,
-            request.fim_order,
-            shown=True,
-            family=FAMILIES[family],
-            files=request.files,
-            repo=request.repo,
-            path=request.path,
-        )
+        text = request_text(prompt.request, FAMILIES[family], shown=True)
         log.warning(
             "prompt is untokenized: no model was given (--model PATH); counts are estimates; "
             "the %s format (model.name)",

@@ -24,16 +24,17 @@ def codellama_last_prompt(ls: CodeLlamaServer, params: Any) -> dict[str, Any] | 
     if last is None or last.backend is not ls.backends.current:
         return answers
     parts, request, result = last.prompt.parts, last.prompt.request, last.result
+    info = last.backend.describe()
     line, character = last.cursor
     return {
         "uri": last.key,
         "position": {"line": line, "character": character},
         "prompt": last.backend.prompt_text(request),
-        "backend": last.backend.describe().label,
-        "family": last.backend.describe().family,
+        "backend": info.label,
+        "family": info.family,
         # The order the prompt took: ``auto`` (and an order the family was not
         # trained with) resolved for the model's family.
-        "fimOrder": order_for(last.backend.describe().family, request.fim_order),
+        "fimOrder": order_for(info.family, request.fim_order),
         "promptTokens": result.prompt_tokens,
         "reusedTokens": result.reused_tokens,
         "contextTokens": result.context_tokens,

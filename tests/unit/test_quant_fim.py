@@ -152,14 +152,14 @@ def test_psm_layouts_per_family() -> None:
         6,
         *(1, 906, 10, 3, 20, 2),
     ]
-    assert fim.assemble(DEEPSEEK, [10], [20], "psm", [7, 8]) == [
+    assert fim.assemble(DEEPSEEK, [10], [20], "psm", fim.ContextTokens(preamble=[7, 8])) == [
         *(32013, 7, 8),
         *(32016, 10, 32015, 20, 32017),
     ]
 
 
 def test_spm_puts_the_typed_text_last_and_the_preamble_first() -> None:
-    assert fim.assemble(LLAMA, [10, 11], [20], "spm", [7]) == [
+    assert fim.assemble(LLAMA, [10, 11], [20], "spm", fim.ContextTokens(preamble=[7])) == [
         *(1, 7),
         *(32007, 32008, 20, 32009, 10, 11),
     ]
